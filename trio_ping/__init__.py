@@ -1,0 +1,17 @@
+"""trio-ping: ICMP ping for trio, many targets at once over one socket per family."""
+
+from trio_ping.icmp_socket import IcmpSocket, SocketPermissionError
+from trio_ping.pinger import Pinger, open_pinger
+from trio_ping.results import PingResult, Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IcmpSocket",
+    "PingResult",
+    "Pinger",
+    "SocketPermissionError",
+    "Status",
+    "__version__",
+    "open_pinger",
+]

@@ -1,0 +1,308 @@
+"""Sans-IO ICMP codec: build requests, parse what a socket receives, checksum.
+
+Bytes in, typed messages out, and the reverse. Nothing here touches a socket, a clock or
+trio, so every rule about what an ICMP packet means can be tested by feeding bytes.
+
+Addresses are carried as packed bytes (4 for IPv4, 16 for IPv6): the pinger matches on
+them per reply, and comparing bytes is cheaper than formatting text.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+import attrs
+
+# RFC 792 message types.
+ECHO_REPLY: Final = 0
+DESTINATION_UNREACHABLE: Final = 3
+ECHO_REQUEST: Final = 8
+TIME_EXCEEDED: Final = 11
+PARAMETER_PROBLEM: Final = 12
+TIMESTAMP_REQUEST: Final = 13
+TIMESTAMP_REPLY: Final = 14
+
+# RFC 4443 message types.
+ICMPV6_DESTINATION_UNREACHABLE: Final = 1
+ICMPV6_PACKET_TOO_BIG: Final = 2
+ICMPV6_TIME_EXCEEDED: Final = 3
+ICMPV6_PARAMETER_PROBLEM: Final = 4
+ICMPV6_ECHO_REQUEST: Final = 128
+ICMPV6_ECHO_REPLY: Final = 129
+
+IPPROTO_ICMP: Final = 1
+IPPROTO_ICMPV6: Final = 58
+
+HEADER_LENGTH: Final = 8
+"""Type, code, checksum, identifier, sequence: the part every error quotes (RFC 792)."""
+
+_HEADER = struct.Struct("!BBHHH")
+_TIMESTAMPS = struct.Struct("!III")
+
+# The reasons iputils ping prints, so users see familiar words.
+_UNREACHABLE_V4: Final = {
+    0: "Destination Net Unreachable",
+    1: "Destination Host Unreachable",
+    2: "Destination Protocol Unreachable",
+    3: "Destination Port Unreachable",
+    4: "Frag needed and DF set",
+    5: "Source Route Failed",
+    6: "Destination Net Unknown",
+    7: "Destination Host Unknown",
+    8: "Source Host Isolated",
+    9: "Destination Net Prohibited",
+    10: "Destination Host Prohibited",
+    11: "Destination Net Unreachable for Type of Service",
+    12: "Destination Host Unreachable for Type of Service",
+    13: "Packet filtered",
+    14: "Precedence Violation",
+    15: "Precedence Cutoff",
+}
+_TIME_EXCEEDED_V4: Final = {0: "Time to live exceeded", 1: "Frag reassembly time exceeded"}
+_UNREACHABLE_V6: Final = {
+    0: "No route",
+    1: "Administratively prohibited",
+    2: "Beyond scope of source address",
+    3: "Address unreachable",
+    4: "Port unreachable",
+    5: "Source address failed ingress/egress policy",
+    6: "Reject route to destination",
+}
+_TIME_EXCEEDED_V6: Final = {
+    0: "Hop limit exceeded in transit",
+    1: "Fragment reassembly time exceeded",
+}
+
+
+class MalformedPacket(ValueError):
+    """A received packet that cannot be what it claims to be: the peer's fault, not ours."""
+
+
+@attrs.frozen
+class EchoReply:
+    """An Echo Reply (ICMP type 0, ICMPv6 type 129)."""
+
+    source: bytes
+    ttl: int | None
+    ident: int
+    seq: int
+    payload: bytes
+
+    @property
+    def fingerprint(self) -> bytes:
+        """What must equal the request's fingerprint: the whole payload, echoed back."""
+        return self.payload
+
+
+@attrs.frozen
+class TimestampReply:
+    """A Timestamp Reply (ICMP type 14): three 32-bit times, ms since midnight UT (RFC 792)."""
+
+    source: bytes
+    ttl: int | None
+    ident: int
+    seq: int
+    originate: int
+    receive: int
+    transmit: int
+
+    @property
+    def fingerprint(self) -> bytes:
+        """RFC 792: the originate field is returned as sent, so it identifies our request."""
+        return self.originate.to_bytes(4, "big")
+
+
+@attrs.frozen
+class ErrorReport:
+    """An ICMP error about one of our probes, attributed through the header it quotes.
+
+    ``source`` is the router (or host) that sent the error; ``destination``, ``ident`` and
+    ``seq`` come from the quoted request; ``quoted_data`` is what follows the quoted ICMP
+    header, possibly nothing (RFC 792 only promises the first 8 bytes).
+    """
+
+    source: bytes
+    ttl: int | None
+    type: int
+    code: int
+    destination: bytes
+    ident: int
+    seq: int
+    quoted_data: bytes
+    reason: str
+
+
+@attrs.frozen
+class Request:
+    """An Echo or Timestamp request: on a raw socket we see our own on loopback, and others'."""
+
+    source: bytes
+    type: int
+    ident: int
+    seq: int
+
+
+@attrs.frozen
+class OtherMessage:
+    """Any ICMP message a pinger has no use for (redirects, router adverts, ...)."""
+
+    source: bytes
+    type: int
+    code: int
+
+
+Message = EchoReply | TimestampReply | ErrorReport | Request | OtherMessage
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``: 0 over a packet that carries a right one."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _with_checksum(header_and_body: bytes) -> bytes:
+    value = checksum(header_and_body)
+    return header_and_body[:2] + value.to_bytes(2, "big") + header_and_body[4:]
+
+
+def encode_echo_request(ident: int, seq: int, payload: bytes, *, ipv6: bool = False) -> bytes:
+    """An Echo Request. For ICMPv6 the checksum stays 0: the kernel fills it (RFC 3542 3.1)."""
+    message_type = ICMPV6_ECHO_REQUEST if ipv6 else ECHO_REQUEST
+    packet = _HEADER.pack(message_type, 0, 0, ident, seq) + payload
+    return packet if ipv6 else _with_checksum(packet)
+
+
+def encode_timestamp_request(ident: int, seq: int, originate: int) -> bytes:
+    """A Timestamp Request (RFC 792): receive and transmit are zero, for the peer to fill."""
+    packet = _HEADER.pack(TIMESTAMP_REQUEST, 0, 0, ident, seq) + _TIMESTAMPS.pack(originate, 0, 0)
+    return _with_checksum(packet)
+
+
+def parse_ipv4(datagram: bytes) -> Message:
+    """Parse an IPv4 datagram as a raw ICMP socket delivers it, IP header included.
+
+    Raises:
+        MalformedPacket: too short, not ICMP, or a wrong ICMP checksum.
+    """
+    if len(datagram) < 20 or datagram[0] >> 4 != 4:
+        raise MalformedPacket("not an IPv4 datagram")
+    # IHL counts 32-bit words; anything above 5 is IP options, which we step over.
+    header_length = (datagram[0] & 0x0F) * 4
+    if header_length < 20 or len(datagram) < header_length:
+        raise MalformedPacket(f"bad IPv4 header length {header_length}")
+    if datagram[9] != IPPROTO_ICMP:
+        raise MalformedPacket(f"IP protocol {datagram[9]} is not ICMP")
+    return parse_icmpv4(datagram[header_length:], source=datagram[12:16], ttl=datagram[8])
+
+
+def parse_icmpv4(packet: bytes, *, source: bytes, ttl: int | None) -> Message:
+    """Parse an ICMP message without its IP header (as ICMP datagram sockets deliver it).
+
+    The checksum is verified here: on loopback and veth the kernel marks packets as
+    already verified and hands a corrupt one to a raw socket as it is.
+    """
+    if len(packet) < HEADER_LENGTH:
+        raise MalformedPacket(f"ICMP message of {len(packet)} bytes is truncated")
+    if checksum(packet):
+        raise MalformedPacket("bad ICMP checksum")
+    message_type, code, _, ident, seq = _HEADER.unpack_from(packet)
+    if message_type == ECHO_REPLY:
+        return EchoReply(source, ttl, ident, seq, packet[HEADER_LENGTH:])
+    if message_type == TIMESTAMP_REPLY:
+        if len(packet) < HEADER_LENGTH + _TIMESTAMPS.size:
+            raise MalformedPacket("Timestamp Reply is truncated")
+        originate, receive, transmit = _TIMESTAMPS.unpack_from(packet, HEADER_LENGTH)
+        return TimestampReply(source, ttl, ident, seq, originate, receive, transmit)
+    if message_type in (ECHO_REQUEST, TIMESTAMP_REQUEST):
+        return Request(source, message_type, ident, seq)
+    if message_type in (DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM):
+        return _parse_error_v4(packet, source, ttl)
+    return OtherMessage(source, message_type, code)
+
+
+def _parse_error_v4(packet: bytes, source: bytes, ttl: int | None) -> Message:
+    message_type, code = packet[0], packet[1]
+    quoted = packet[HEADER_LENGTH:]
+    # RFC 792: the error carries the original IP header plus at least 8 bytes of its data.
+    if len(quoted) < 20 or quoted[0] >> 4 != 4:
+        raise MalformedPacket("ICMP error quotes no IPv4 header")
+    quoted_header_length = (quoted[0] & 0x0F) * 4
+    inner = quoted[quoted_header_length:]
+    if quoted_header_length < 20 or len(inner) < HEADER_LENGTH:
+        raise MalformedPacket("ICMP error quotes too little of the original datagram")
+    if quoted[9] != IPPROTO_ICMP or inner[0] not in (ECHO_REQUEST, TIMESTAMP_REQUEST):
+        # An error about someone's TCP or UDP, or about a reply: not one of our probes.
+        return OtherMessage(source, message_type, code)
+    _, _, _, ident, seq = _HEADER.unpack_from(inner)
+    if message_type == DESTINATION_UNREACHABLE:
+        reason = _UNREACHABLE_V4.get(code, f"Destination Unreachable, code {code}")
+    elif message_type == TIME_EXCEEDED:
+        reason = _TIME_EXCEEDED_V4.get(code, f"Time Exceeded, code {code}")
+    else:
+        reason = f"Parameter Problem, code {code}"
+    destination = quoted[16:20]
+    return ErrorReport(
+        source, ttl, message_type, code, destination, ident, seq, inner[HEADER_LENGTH:], reason
+    )
+
+
+def parse_icmpv6(packet: bytes, *, source: bytes, hop_limit: int | None) -> Message:
+    """Parse an ICMPv6 message as a raw ICMPv6 socket delivers it (no IPv6 header).
+
+    The kernel has verified the checksum: it is mandatory for ICMPv6 sockets (RFC 3542 3.1),
+    and the kernel drops packets that fail it before they reach us.
+    """
+    if len(packet) < HEADER_LENGTH:
+        raise MalformedPacket(f"ICMPv6 message of {len(packet)} bytes is truncated")
+    message_type, code, _, ident, seq = _HEADER.unpack_from(packet)
+    if message_type == ICMPV6_ECHO_REPLY:
+        return EchoReply(source, hop_limit, ident, seq, packet[HEADER_LENGTH:])
+    if message_type == ICMPV6_ECHO_REQUEST:
+        return Request(source, message_type, ident, seq)
+    if message_type in (
+        ICMPV6_DESTINATION_UNREACHABLE,
+        ICMPV6_PACKET_TOO_BIG,
+        ICMPV6_TIME_EXCEEDED,
+        ICMPV6_PARAMETER_PROBLEM,
+    ):
+        return _parse_error_v6(packet, source, hop_limit)
+    return OtherMessage(source, message_type, code)
+
+
+def _parse_error_v6(packet: bytes, source: bytes, hop_limit: int | None) -> Message:
+    message_type, code = packet[0], packet[1]
+    quoted = packet[HEADER_LENGTH:]
+    # RFC 4443 2.4: errors quote as much of the invoking packet as fits in the minimum MTU.
+    # Extension headers between the quoted IPv6 header and ICMPv6 are not followed: our
+    # requests carry none.
+    if len(quoted) < 40 + HEADER_LENGTH or quoted[0] >> 4 != 6:
+        raise MalformedPacket("ICMPv6 error quotes no IPv6 header and ICMPv6 header")
+    inner = quoted[40:]
+    if quoted[6] != IPPROTO_ICMPV6 or inner[0] != ICMPV6_ECHO_REQUEST:
+        return OtherMessage(source, message_type, code)
+    _, _, _, ident, seq = _HEADER.unpack_from(inner)
+    if message_type == ICMPV6_DESTINATION_UNREACHABLE:
+        reason = _UNREACHABLE_V6.get(code, f"Destination Unreachable, code {code}")
+    elif message_type == ICMPV6_TIME_EXCEEDED:
+        reason = _TIME_EXCEEDED_V6.get(code, f"Time Exceeded, code {code}")
+    elif message_type == ICMPV6_PACKET_TOO_BIG:
+        reason = "Packet too big"
+    else:
+        reason = f"Parameter Problem, code {code}"
+    destination = quoted[24:40]
+    return ErrorReport(
+        source,
+        hop_limit,
+        message_type,
+        code,
+        destination,
+        ident,
+        seq,
+        inner[HEADER_LENGTH:],
+        reason,
+    )

@@ -1,0 +1,182 @@
+"""An async ICMP socket for trio: a non-blocking stdlib socket that only waits when it must.
+
+Like trio's own socket layer, every operation tries the system call first and awaits
+``wait_readable`` / ``wait_writable`` only on ``BlockingIOError``; spurious wake-ups just
+retry. Exactly one task may wait on the descriptor for reading: the pinger's receiver.
+
+Times: receive times are the kernel's ``SO_TIMESTAMPNS`` stamps (CLOCK_REALTIME, taken when
+the packet reached the socket, before any scheduling delay); send times are read from the
+same clock immediately before the send call, so an RTT is the difference of two readings
+of one clock.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import sys
+import time
+from typing import Final, NamedTuple
+
+import trio
+
+from trio_ping import icmp
+
+# Linux asm-generic/socket.h; Python 3.11 does not export them.
+SO_TIMESTAMPNS: Final = 35
+SO_RCVBUFFORCE: Final = 33
+
+RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
+"""Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
+
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY_SIZE: Final = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(4)
+_RECEIVE_SIZE: Final = 65535
+_ENOBUFS_RETRIES: Final = 50
+_ENOBUFS_BACKOFF: Final = 0.001
+
+
+class SocketPermissionError(PermissionError):
+    """The process may not open an ICMP socket of any kind."""
+
+
+class Datagram(NamedTuple):
+    """One received packet, as the kernel handed it over."""
+
+    data: bytes
+    address: str
+    timestamp_ns: int
+    """Receive time, ns since the epoch (CLOCK_REALTIME)."""
+    kernel_timestamp: bool
+    """False when the kernel gave no stamp and ``timestamp_ns`` was read in user space."""
+    hop_limit: int | None
+    """The IPv6 hop limit, when the packet has no IP header of its own to read it from."""
+
+
+class IcmpSocket:
+    """A raw ICMP (or ICMPv6) socket in non-blocking mode, with kernel receive timestamps."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        """Take ownership of ``sock``, an ``AF_INET`` or ``AF_INET6`` raw ICMP socket."""
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        _enlarge_receive_buffer(sock)
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        self._sock = sock
+        self._buffer = bytearray(_RECEIVE_SIZE)
+        self._closed = False
+        self.family: socket.AddressFamily = sock.family
+
+    @classmethod
+    def open(cls, family: socket.AddressFamily = socket.AF_INET) -> IcmpSocket:
+        """Open a raw ICMP socket for ``family``.
+
+        Raises:
+            SocketPermissionError: the process lacks CAP_NET_RAW.
+            OSError: any other refusal by the kernel.
+        """
+        protocol = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
+        try:
+            sock = socket.socket(family, socket.SOCK_RAW, protocol)
+        except PermissionError as exc:
+            raise SocketPermissionError(exc.errno, exc.strerror) from None
+        return cls(sock)
+
+    def fileno(self) -> int:
+        """The descriptor, for trio's wait functions."""
+        return self._sock.fileno()
+
+    async def send(self, packet: bytes, address: str) -> int:
+        """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
+
+        Does not checkpoint when the kernel takes the packet at once: a sender pushing a
+        burst decides itself when to yield. ENOBUFS (a full device queue) is retried
+        briefly before it is raised: it says "not now", not "never".
+
+        Raises:
+            OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
+                address, ENOBUFS after retries, ...).
+        """
+        destination = (address, 0)
+        retries = 0
+        while True:
+            sent_ns = time.time_ns()
+            try:
+                self._sock.sendto(packet, destination)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._sock)
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS or retries >= _ENOBUFS_RETRIES:
+                    raise
+                retries += 1
+                await trio.sleep(_ENOBUFS_BACKOFF)
+            else:
+                return sent_ns
+
+    async def receive_batch(self, limit: int = 256) -> list[Datagram]:
+        """Wait until the socket is readable, then read until it would block (or ``limit``).
+
+        Always checkpoints once, so a flood cannot starve the other tasks.
+        """
+        batch: list[Datagram] = []
+        waited = False
+        while len(batch) < limit:
+            try:
+                size, ancillary, flags, address = self._sock.recvmsg_into(
+                    [self._buffer], _ANCILLARY_SIZE
+                )
+            except BlockingIOError:
+                if batch:
+                    break
+                await trio.lowlevel.wait_readable(self._sock)
+                waited = True
+                continue
+            if flags & socket.MSG_TRUNC:
+                continue  # larger than any reply to our requests: not ours
+            batch.append(_datagram(bytes(self._buffer[:size]), address[0], ancillary))
+        if not waited:
+            await trio.lowlevel.checkpoint()
+        return batch
+
+    def decode(self, datagram: Datagram) -> icmp.Message:
+        """Parse a datagram with the codec that fits what this kind of socket delivers.
+
+        Raises:
+            icmp.MalformedPacket: the packet is not a well-formed ICMP message.
+        """
+        if self.family == socket.AF_INET6:
+            source = socket.inet_pton(socket.AF_INET6, datagram.address)
+            return icmp.parse_icmpv6(datagram.data, source=source, hop_limit=datagram.hop_limit)
+        return icmp.parse_ipv4(datagram.data)
+
+    def close(self) -> None:
+        """Wake any task waiting on the socket (it gets ClosedResourceError), then close it."""
+        if self._closed:
+            return
+        self._closed = True
+        trio.lowlevel.notify_closing(self._sock)
+        self._sock.close()
+
+
+def _enlarge_receive_buffer(sock: socket.socket) -> None:
+    # SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is capped.
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+
+
+def _datagram(data: bytes, address: str, ancillary: list[tuple[int, int, bytes]]) -> Datagram:
+    timestamp_ns: int | None = None
+    hop_limit: int | None = None
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            timestamp_ns = seconds * 1_000_000_000 + nanoseconds
+        elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT:
+            hop_limit = int.from_bytes(value[:4], sys.byteorder)
+    if timestamp_ns is None:
+        return Datagram(data, address, time.time_ns(), False, hop_limit)
+    return Datagram(data, address, timestamp_ns, True, hop_limit)

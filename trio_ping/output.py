@@ -1,0 +1,85 @@
+"""Writing results: CSV lines, buffered and flushed whenever the results run dry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import trio
+
+from trio_ping.results import PingResult
+
+Formatter = Callable[[PingResult], str]
+
+
+class OutputClosed(Exception):
+    """Standard output's reader went away (``trio-ping ... | head -1``)."""
+
+
+def format_csv(result: PingResult) -> str:
+    """``ADDRESS,SEQ,RTT_US`` with ``-1`` for a request that got no valid reply."""
+    rtt = result.rtt_us if result.rtt_us is not None else -1
+    return f"{result.address},{result.seq},{rtt}\n"
+
+
+def write_all(fd: int, text: str) -> None:
+    """Write ``text`` whole, however many calls the pipe needs.
+
+    A blocking write, on purpose: making a shared stdout non-blocking would change it for
+    every process that shares it (the user's shell included). A stalled reader holds the
+    run up, like ping; RTTs stay right because they come from kernel timestamps.
+
+    Raises:
+        OutputClosed: the reader has gone.
+    """
+    data = text.encode()
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except BrokenPipeError:
+        raise OutputClosed from None
+
+
+async def write_results(
+    results: trio.MemoryReceiveChannel[PingResult],
+    fd: int,
+    formatter: Formatter,
+    observe: Callable[[PingResult], None],
+) -> None:
+    """Write each result as ``formatter`` has it, until every sender has closed.
+
+    Lines are gathered while results are waiting and written together as soon as none
+    is: each line appears as soon as the loop goes idle after its result, and a burst of
+    thousands costs a few writes. Results already received when the task is cancelled
+    (Ctrl-C) are still written.
+
+    Raises:
+        OutputClosed: standard output's reader went away.
+    """
+    pending: list[str] = []
+    try:
+        while True:
+            try:
+                result = results.receive_nowait()
+            except trio.WouldBlock:
+                if pending:
+                    write_all(fd, "".join(pending))
+                    pending.clear()
+                try:
+                    result = await results.receive()
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                break
+            observe(result)
+            pending.append(formatter(result))
+    finally:
+        while True:
+            try:
+                result = results.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            observe(result)
+            pending.append(formatter(result))
+        if pending:
+            write_all(fd, "".join(pending))

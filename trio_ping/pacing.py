@@ -1,0 +1,87 @@
+"""Sleeping until an exact moment: a timerfd, awaited like a socket.
+
+trio's sleeps end when ``epoll_wait`` times out, and epoll takes its timeout in whole
+milliseconds (Python rounds up), so a request due in 0.3 ms leaves 1 ms later and a 1 ms
+schedule wobbles by most of a millisecond. A timerfd runs on the kernel's high-resolution
+timers and becomes readable at the moment it was armed for; waiting for that with
+``trio.lowlevel.wait_readable`` is the same mechanism the receiver uses for the socket,
+and no CPU is spent busy-waiting.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from typing import Final
+
+import trio
+
+_CLOCK_MONOTONIC: Final = 1
+_TFD_NONBLOCK: Final = os.O_NONBLOCK
+_TFD_CLOEXEC: Final = os.O_CLOEXEC
+_TFD_TIMER_ABSTIME: Final = 1
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class TimerfdSleeper:
+    """``sleep_until(deadline)`` with sub-millisecond precision on Linux.
+
+    One timer serves one task at a time: the pinger's sender owns it.
+    """
+
+    def __init__(self) -> None:
+        """Create the timer.
+
+        Raises:
+            OSError: the platform has no timerfd.
+        """
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.timerfd_settime.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(_Itimerspec),
+            ctypes.c_void_p,
+        ]
+        fd = self._libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
+        if fd < 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number))
+        self._fd: int = fd
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return at ``deadline`` on trio's clock (or at once if it has passed); cancellable."""
+        if deadline == float("inf"):
+            await trio.sleep_forever()
+        # trio's clock is CLOCK_MONOTONIC plus an offset; re-read both to convert.
+        target_ns = int((deadline - trio.current_time() + time.monotonic()) * 1e9)
+        if target_ns <= time.monotonic_ns():
+            await trio.lowlevel.checkpoint()
+            return
+        value = _Itimerspec(
+            _Timespec(0, 0), _Timespec(target_ns // 1_000_000_000, target_ns % 1_000_000_000)
+        )
+        if self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(value), None):
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number))
+        while True:
+            await trio.lowlevel.wait_readable(self._fd)
+            try:
+                os.read(self._fd, 8)  # the expiry count; reading it re-arms readiness
+            except BlockingIOError:
+                continue  # a spurious wake-up
+            return
+
+    def close(self) -> None:
+        """Release the timer; a task still waiting on it gets ClosedResourceError."""
+        if self._fd >= 0:
+            trio.lowlevel.notify_closing(self._fd)
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,172 @@
+"""The trio API: open a pinger, ping addresses concurrently, get typed results.
+
+::
+
+    async with trio_ping.open_pinger() as pinger:
+        async for result in pinger.ping("192.0.2.1", count=3, interval=0.2):
+            print(result.seq, result.rtt_us)
+
+One pinger shares one socket per address family among all its callers, however many
+targets they ping at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import trio
+
+from trio_ping.engine import Session, SleepUntil, SocketEngine
+from trio_ping.icmp_socket import IcmpSocket
+from trio_ping.results import PingResult
+
+SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds to wait for each reply, counted from its request's send time."""
+
+
+class Pinger:
+    """Pings any number of targets at once. Made by :func:`open_pinger`; not thread-safe."""
+
+    def __init__(
+        self, nursery: trio.Nursery, socket_factory: SocketFactory, precise_pacing: bool
+    ) -> None:
+        """Use :func:`open_pinger` instead: it owns the nursery and cleans up."""
+        self._nursery = nursery
+        self._socket_factory = socket_factory
+        self._precise_pacing = precise_pacing
+        self._engines: dict[socket.AddressFamily, SocketEngine] = {}
+        self._closers: list[Callable[[], None]] = []
+
+    async def ping(
+        self,
+        address: str,
+        *,
+        count: int = 1,
+        interval: float = 1.0,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- per reply, not for this call
+    ) -> AsyncIterator[PingResult]:
+        """Send ``count`` requests to ``address``, ``interval`` seconds apart; yield results.
+
+        Results come as they are known, so not always in sequence order: a late reply can
+        follow the next request's. There is one result per request. Breaking out of the
+        loop stops the requests still planned.
+
+        Raises:
+            ValueError: an argument is out of range, or ``address`` is not an IP address.
+            SocketPermissionError: no ICMP socket could be opened for the address's family.
+        """
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        session = self.start(
+            address, count=count, interval=interval, timeout=timeout, results=send_channel
+        )
+        try:
+            async with receive_channel:
+                async for result in receive_channel:
+                    yield result
+        finally:
+            self.cancel(session)
+
+    def start(
+        self,
+        address: str,
+        *,
+        count: int,
+        interval: float,
+        timeout: float,
+        results: trio.MemorySendChannel[PingResult],
+    ) -> Session:
+        """Start pinging ``address`` now; every result goes to ``results``, then it closes.
+
+        The low-level form of :meth:`ping`, for callers that gather many targets' results
+        on one channel (the CLI does). The channel should be unbounded (or drained
+        promptly): a full one loses the session's remaining results.
+
+        Raises:
+            ValueError: an argument is out of range, or ``address`` is not an IP address.
+            SocketPermissionError: no ICMP socket could be opened for the address's family.
+        """
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        if not interval > 0 or not timeout > 0:
+            raise ValueError("interval and timeout must be positive")
+        ip = ipaddress.ip_address(address)
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        return self._engine(family).start(
+            str(ip), ip.packed, count=count, interval=interval, timeout=timeout, results=results
+        )
+
+    def cancel(self, session: Session) -> None:
+        """Stop a session started here; its channel closes and nothing more is sent."""
+        family = socket.AF_INET6 if len(session.packed) == 16 else socket.AF_INET
+        self._engines[family].cancel(session)
+
+    def _engine(self, family: socket.AddressFamily) -> SocketEngine:
+        engine = self._engines.get(family)
+        if engine is not None:
+            return engine
+        sock = self._socket_factory(family)
+        self._closers.append(sock.close)
+        sleep_until: SleepUntil = trio.sleep_until
+        if self._precise_pacing:
+            from trio_ping.pacing import TimerfdSleeper  # ctypes: only when it is used
+
+            sleeper = TimerfdSleeper()
+            self._closers.append(sleeper.close)
+            sleep_until = sleeper.sleep_until
+        engine = SocketEngine(sock, sleep_until)
+        self._closers.append(engine.close)
+        self._engines[family] = engine
+        self._nursery.start_soon(engine.send_loop)
+        self._nursery.start_soon(engine.receive_loop)
+        self._nursery.start_soon(engine.expire_loop)
+        return engine
+
+    def _close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+
+
+@asynccontextmanager
+async def open_pinger(
+    *,
+    socket_factory: SocketFactory = IcmpSocket.open,
+    precise_pacing: bool = True,
+) -> AsyncIterator[Pinger]:
+    """A :class:`Pinger` whose sockets and tasks live as long as the ``async with`` block.
+
+    Args:
+        socket_factory: opens the ICMP socket for a family, on first use of that family.
+            Pass your own to use a socket made elsewhere (in another network namespace,
+            bound to a device, ...).
+        precise_pacing: pace requests with a timerfd (sub-millisecond); False uses trio's
+            clock, which a test's fake clock can drive.
+    """
+    pinger: Pinger | None = None
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            pinger = Pinger(nursery, socket_factory, precise_pacing)
+            try:
+                yield pinger
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the caller's own block raised; the caller should get back
+        # what it raised. Anything from our tasks stays grouped: it is a bug to see whole.
+        if body_error is not None and list(group.exceptions) == [body_error]:
+            raise body_error from None
+        raise
+    finally:
+        # Only now: closing a socket a task still waits on would wake it with an error.
+        if pinger is not None:
+            pinger._close()

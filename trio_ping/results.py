@@ -1,0 +1,48 @@
+"""What a ping tells you: one result per request."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+class Status(enum.Enum):
+    """How a request ended."""
+
+    REPLY = "reply"
+    """A valid reply came in time."""
+    TIMEOUT = "timeout"
+    """No valid reply came within the timeout."""
+    ICMP_ERROR = "icmp-error"
+    """A router or the target answered with an ICMP error (unreachable, TTL exceeded, ...)."""
+    SEND_FAILED = "send-failed"
+    """The kernel refused to send the request."""
+
+
+@attrs.frozen
+class PingResult:
+    """The outcome of one request."""
+
+    address: str
+    """The target's address, normalised."""
+    seq: int
+    """The ICMP sequence number, counting from 0."""
+    status: Status
+    rtt_us: int | None = None
+    """Round-trip time in whole microseconds, for a REPLY."""
+    ttl: int | None = None
+    """The reply's TTL (IPv4) or hop limit (IPv6), when known."""
+    reason: str | None = None
+    """Why there is no reply, for ICMP_ERROR and SEND_FAILED."""
+    reported_by: str | None = None
+    """The address that sent the ICMP error."""
+    errno: int | None = None
+    """The error number of a SEND_FAILED."""
+    kernel_timestamp: bool = True
+    """False when the RTT was measured from user-space times, the kernel giving none."""
+
+    @property
+    def answered(self) -> bool:
+        """Whether a valid reply came."""
+        return self.status is Status.REPLY

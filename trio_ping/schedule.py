@@ -1,0 +1,67 @@
+"""When each request is due: one heap for every target on a socket.
+
+Request k of a target is due at ``start + k * interval``, computed from the start each time
+rather than by adding intervals, so there is no drift however long the run. No I/O and no
+clock: callers pass the time in.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Generic, TypeVar
+
+import attrs
+
+T = TypeVar("T")
+
+
+@attrs.define(eq=False)
+class Plan(Generic[T]):
+    """The requests one target still has to send."""
+
+    owner: T
+    start: float
+    interval: float
+    count: int
+    cancelled: bool = False
+
+
+@attrs.define
+class Schedule(Generic[T]):
+    """Every target's next request, earliest first."""
+
+    _heap: list[tuple[float, int, int, Plan[T]]] = attrs.field(factory=list)
+    _order: itertools.count[int] = attrs.field(factory=itertools.count)
+
+    def __len__(self) -> int:
+        """The number of targets with requests still to send."""
+        return len(self._heap)
+
+    def add(self, owner: T, *, start: float, interval: float, count: int) -> Plan[T]:
+        """Plan ``count`` requests for ``owner``, the first at ``start``."""
+        plan = Plan(owner, start, interval, count)
+        heapq.heappush(self._heap, (start, next(self._order), 0, plan))
+        return plan
+
+    def cancel(self, plan: Plan[T]) -> None:
+        """Send nothing more for ``plan`` (its entry leaves the heap when it comes up)."""
+        plan.cancelled = True
+
+    def next_due(self) -> float:
+        """When the earliest request is due; infinity when nothing is planned."""
+        while self._heap and self._heap[0][3].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else float("inf")
+
+    def pop_due(self, now: float) -> tuple[T, int] | None:
+        """The earliest request if it is due at ``now``, as (owner, sequence), else None."""
+        if self.next_due() > now:
+            return None
+        _, _, seq, plan = self._heap[0]
+        if seq + 1 < plan.count:
+            due = plan.start + (seq + 1) * plan.interval
+            heapq.heapreplace(self._heap, (due, next(self._order), seq + 1, plan))
+        else:
+            heapq.heappop(self._heap)
+        return plan.owner, seq

@@ -1,0 +1,140 @@
+"""Outstanding requests and what becomes of each: answered, duplicate, stray, timed out.
+
+No I/O and no clock: callers pass the time in. One rule set decides, for every message
+that comes back, whether it settles a probe, so "what happens when X arrives" has one
+answer here.
+
+A probe is keyed by (destination, identifier, sequence). Destination in the key means
+replies must come from the address we pinged, and keys never collide across targets even
+with more than 65,535 requests outstanding (a 16-bit sequence alone would wrap).
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+from typing import Generic, TypeVar
+
+import attrs
+
+ProbeKey = tuple[bytes, int, int]
+"""(destination address packed, ICMP identifier, ICMP sequence)."""
+
+T = TypeVar("T")
+
+
+class Verdict(enum.Enum):
+    """What a received message does to the probe it names."""
+
+    ANSWERED = "answered"
+    """The first valid answer: the probe is settled now."""
+    DUPLICATE = "duplicate"
+    """A valid answer to a probe already settled (and not yet past its timeout)."""
+    INVALID = "invalid"
+    """Names an outstanding probe but does not carry its fingerprint: not an answer."""
+    STRAY = "stray"
+    """Names no probe of ours, or one that already timed out."""
+
+
+@attrs.define(slots=True, eq=False)
+class Probe(Generic[T]):
+    """One request on the wire. ``owner`` is whatever the caller needs back (its session)."""
+
+    owner: T
+    seq: int
+    fingerprint: bytes
+    """Bytes a reply must echo: the echo payload, or the timestamp's originate field."""
+    sent_ns: int
+    """When it was sent, in nanoseconds on the receive-timestamp clock (CLOCK_REALTIME)."""
+    sent_at: float
+    """When it was sent, on the scheduling clock (monotonic)."""
+    deadline: float
+    """When it times out, on the scheduling clock."""
+
+
+@attrs.define
+class Tracker(Generic[T]):
+    """The set of outstanding probes, with their deadlines in a heap."""
+
+    _outstanding: dict[ProbeKey, Probe[T]] = attrs.field(factory=dict)
+    # Answered probes stay here until their deadline so a duplicate can be told from a stray.
+    _settled: dict[ProbeKey, Probe[T]] = attrs.field(factory=dict)
+    # Entries carry the probe itself: after a key is reused, a stale entry must not expire
+    # the new probe.
+    _deadlines: list[tuple[float, int, ProbeKey, Probe[T]]] = attrs.field(factory=list)
+    _order: itertools.count[int] = attrs.field(factory=itertools.count)
+
+    def __len__(self) -> int:
+        """The number of outstanding probes."""
+        return len(self._outstanding)
+
+    def add(self, key: ProbeKey, probe: Probe[T]) -> None:
+        """Track a probe that was just sent.
+
+        A settled probe under the same key gives way: it was only kept to recognise
+        duplicates, and the new request is what replies now answer.
+
+        Raises:
+            ValueError: ``key`` is outstanding: the caller's identifier allocation is wrong.
+        """
+        if key in self._outstanding:
+            raise ValueError(f"probe key {key!r} is already outstanding")
+        self._settled.pop(key, None)
+        self._outstanding[key] = probe
+        heapq.heappush(self._deadlines, (probe.deadline, next(self._order), key, probe))
+
+    def on_reply(self, key: ProbeKey, fingerprint: bytes) -> tuple[Verdict, Probe[T] | None]:
+        """Judge a reply. ANSWERED and DUPLICATE come with the probe; the others with None."""
+        probe = self._outstanding.get(key)
+        if probe is not None:
+            if fingerprint != probe.fingerprint:
+                return Verdict.INVALID, None
+            del self._outstanding[key]
+            self._settled[key] = probe
+            return Verdict.ANSWERED, probe
+        settled = self._settled.get(key)
+        if settled is not None and fingerprint == settled.fingerprint:
+            return Verdict.DUPLICATE, settled
+        return Verdict.STRAY, None
+
+    def on_error(self, key: ProbeKey, quoted_data: bytes) -> Probe[T] | None:
+        """Settle the probe an ICMP error quotes, if it is outstanding and the quote fits.
+
+        The quote may stop anywhere after the ICMP header (RFC 792 promises 8 bytes, Linux
+        quotes far more), so what it has of our fingerprint must agree with it.
+        """
+        probe = self._outstanding.get(key)
+        if probe is None:
+            return None
+        common = min(len(quoted_data), len(probe.fingerprint))
+        if quoted_data[:common] != probe.fingerprint[:common]:
+            return None
+        del self._outstanding[key]
+        self._settled[key] = probe
+        return probe
+
+    def cancel(self, key: ProbeKey) -> Probe[T] | None:
+        """Stop tracking an outstanding probe without a verdict (its caller went away)."""
+        return self._outstanding.pop(key, None)
+
+    def next_deadline(self) -> float:
+        """The earliest deadline still in the heap, or infinity when it is empty.
+
+        Settled probes keep their place until their deadline (for duplicate detection), so
+        a wake-up at this time may find nothing to expire: that is cheaper than removing
+        entries from the middle of the heap.
+        """
+        return self._deadlines[0][0] if self._deadlines else float("inf")
+
+    def expire(self, now: float) -> list[Probe[T]]:
+        """Remove every probe whose deadline is at or before ``now``; return the unanswered."""
+        expired: list[Probe[T]] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, key, probe = heapq.heappop(self._deadlines)
+            if self._outstanding.get(key) is probe:
+                del self._outstanding[key]
+                expired.append(probe)
+            elif self._settled.get(key) is probe:
+                del self._settled[key]
+        return expired
