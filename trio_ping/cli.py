@@ -97,7 +97,7 @@ class Run:
                 self.error(f"cannot send to {result.address}: {result.reason}")
             elif self.verbose:
                 self.stderr.write(
-                    f"{PROGRAM}: {result.address} seq={result.seq}: {result.reason}\n"
+                    f"{PROGRAM}: {result.address} seq={result.seq}: send failed: {result.reason}\n"
                 )
         elif result.status is Status.ICMP_ERROR and self.verbose:
             self.stderr.write(

@@ -185,7 +185,7 @@ class SocketEngine:
         try:
             sent_ns = await self._socket.send(packet, session.address)
         except OSError as exc:
-            reason = f"send failed: {exc.strerror or exc}"
+            reason = exc.strerror or str(exc)
             result = PingResult(
                 session.address, seq, Status.SEND_FAILED, reason=reason, errno=exc.errno
             )

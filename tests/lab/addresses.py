@@ -1,0 +1,63 @@
+"""Every address the tests and benchmarks may send to. Nothing else is ever a target.
+
+All of them exist only inside the lab's namespaces: the client namespace routes
+10.200.0.0/13 and fd00:200::/40 to the lab's peers and has no other route, so even a
+wrong address in this range cannot leave the lab.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+LOOPBACK: Final = "127.0.0.1"
+LOOPBACK6: Final = "::1"
+
+LAB_RANGE: Final = "10.200.0.0/13"
+LAB_RANGE6: Final = "fd00:200::/40"
+
+# The link between the client and the kernel peer.
+CLIENT_LINK: Final = "10.201.0.1"
+PEER_LINK: Final = "10.201.0.2"
+CLIENT_LINK_BROADCAST: Final = "10.201.0.3"
+"""The client link's directed broadcast: the kernel refuses to send to it (EACCES)."""
+CLIENT_LINK6: Final = "fd00:201::1"
+PEER_LINK6: Final = "fd00:201::2"
+
+# The link between the client and the misbehaving (userspace) peer.
+CLIENT_LINK_M: Final = "10.201.1.1"
+MISBEHAVING_LINK: Final = "10.201.1.2"
+
+ANSWERING: Final = "10.202.0.0/16"
+"""Every address answers: the kernel peer has a local route for the range."""
+ANSWERING6: Final = "fd00:202::/48"
+SILENT: Final = "10.203.0.0/16"
+"""Nothing answers: the kernel peer blackholes the range."""
+UNREACHABLE: Final = "10.204.0.0/16"
+"""The kernel peer, as a router, answers Destination Host Unreachable."""
+MISBEHAVING: Final = "10.205.0.0/16"
+"""Answered by the userspace responder, one behaviour per address."""
+
+
+def host(network: str, index: int) -> str:
+    """The ``index``-th address of one of the ranges above (1-based, skips .0)."""
+    import ipaddress
+
+    net = ipaddress.ip_network(network)
+    if not 0 < index < net.num_addresses - 1:
+        raise ValueError(f"{index} is outside {network}")
+    return str(net.network_address + index)
+
+
+def answering(index: int = 1) -> str:
+    """An address the kernel peer answers."""
+    return host(ANSWERING, index)
+
+
+def silent(index: int = 1) -> str:
+    """An address nothing answers."""
+    return host(SILENT, index)
+
+
+def unreachable(index: int = 1) -> str:
+    """An address a router reports unreachable."""
+    return host(UNREACHABLE, index)

@@ -1,0 +1,224 @@
+"""Build and remove the lab: a client namespace, a kernel peer and a misbehaving peer.
+
+::
+
+    client ns                     kernel peer ns
+      c0 10.201.0.1/30  ───veth───  p0 10.201.0.2/30
+         fd00:201::1/64                fd00:201::2/64
+      routes 10.200.0.0/13,           local 10.202.0.0/16, fd00:202::/48 (all answer)
+             fd00:200::/40 → peer     blackhole 10.203.0.0/16 (silence)
+                                      unreachable 10.204.0.0/16 (forwarding on: ICMP errors)
+                                  misbehaving peer ns
+      c1 10.201.1.1/30  ───veth───  m0 10.201.1.2/30
+      route 10.205.0.0/16 → it        blackhole 10.205.0.0/16; a userspace responder
+                                      sniffs m0 and answers (tests/lab/responder.py)
+
+Every name carries the test run's process id, so two runs never meet, and the lab of a
+run that died is removed by the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from tests.lab import addresses
+
+_CLONE_NEWNET: Final = 0x40000000
+_PREFIX: Final = "tplab"
+_NAME = re.compile(rf"{_PREFIX}(\d+)-\w+")
+
+
+def ip(*args: str) -> None:
+    """Run one ``ip`` command; a failure raises with the command's own message."""
+    _check(["ip", *args])
+
+
+def _check(command: Sequence[str]) -> None:
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode:
+        raise RuntimeError(f"{' '.join(command)}: {completed.stderr.strip()}")
+
+
+def remove_stale_labs() -> None:
+    """Delete lab namespaces left by test runs whose process is gone."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    for line in listing.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = _NAME.fullmatch(name)
+        if match and not Path(f"/proc/{match.group(1)}").exists():
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def trio_ping_command() -> list[str]:
+    """The installed ``trio-ping`` console script of this interpreter's environment."""
+    script = Path(sys.executable).with_name("trio-ping")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "trio_ping"]
+
+
+@attrs.define
+class Lab:
+    """The namespaces of one test run. Build with :meth:`build`, remove with :meth:`destroy`."""
+
+    client: str
+    peer: str
+    misbehaving: str
+    _processes: list[subprocess.Popen[bytes]] = attrs.field(factory=list)
+
+    @classmethod
+    def build(cls, tag: str | None = None) -> Lab:
+        """Create the lab; on any failure remove what was made and raise."""
+        remove_stale_labs()
+        tag = tag or f"{_PREFIX}{os.getpid()}"
+        lab = cls(f"{tag}-client", f"{tag}-peer", f"{tag}-misbehaving")
+        try:
+            lab._build()
+        except BaseException:
+            lab.destroy()
+            raise
+        return lab
+
+    def _build(self) -> None:
+        client, peer, mis = self.client, self.peer, self.misbehaving
+        for namespace in (client, peer, mis):
+            ip("netns", "add", namespace)
+            ip("-n", namespace, "link", "set", "lo", "up")
+        # Both ends are created inside their namespaces: the host's own never sees them.
+        ip(
+            "link",
+            "add",
+            "c0",
+            "netns",
+            client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "p0",
+            "netns",
+            peer,
+        )
+        ip("link", "add", "c1", "netns", client, "type", "veth", "peer", "name", "m0", "netns", mis)
+        a = addresses
+        for namespace, device, address, address6 in (
+            (client, "c0", a.CLIENT_LINK, a.CLIENT_LINK6),
+            (peer, "p0", a.PEER_LINK, a.PEER_LINK6),
+            (client, "c1", a.CLIENT_LINK_M, None),
+            (mis, "m0", a.MISBEHAVING_LINK, None),
+        ):
+            prefix = 30
+            ip("-n", namespace, "addr", "add", f"{address}/{prefix}", "dev", device)
+            if address6:
+                ip("-n", namespace, "addr", "add", f"{address6}/64", "dev", device, "nodad")
+            ip("-n", namespace, "link", "set", device, "up")
+        # The client reaches the lab ranges and nothing else.
+        ip("-n", client, "route", "add", a.LAB_RANGE, "via", a.PEER_LINK)
+        ip("-n", client, "route", "add", a.MISBEHAVING, "via", a.MISBEHAVING_LINK)
+        ip("-n", client, "-6", "route", "add", a.LAB_RANGE6, "via", a.PEER_LINK6)
+        # The kernel peer: one range answers, one is silent, one is unreachable.
+        ip("-n", peer, "route", "add", "local", a.ANSWERING, "dev", "lo")
+        ip("-n", peer, "-6", "route", "add", "local", a.ANSWERING6, "dev", "lo")
+        ip("-n", peer, "route", "add", "blackhole", a.SILENT)
+        ip("-n", peer, "route", "add", "unreachable", a.UNREACHABLE)
+        self.sysctl(peer, "net.ipv4.ip_forward", "1")
+        self.sysctl(peer, "net.ipv4.icmp_ratelimit", "0")
+        self.sysctl(peer, "net.ipv6.icmp.ratelimit", "0")
+        # The misbehaving peer: its kernel drops the range (a blackhole, with forwarding off,
+        # answers nothing: not even Timestamp requests, which no sysctl turns off), and the
+        # responder, sniffing m0, answers as the test needs.
+        ip("-n", mis, "route", "add", "blackhole", a.MISBEHAVING)
+        self.sysctl(mis, "net.ipv4.icmp_echo_ignore_all", "1")
+
+    def sysctl(self, namespace: str, key: str, value: str) -> None:
+        """Set a sysctl inside one lab namespace (they are per namespace)."""
+        _check(["ip", "netns", "exec", namespace, "sysctl", "-q", "-w", f"{key}={value}"])
+
+    def destroy(self) -> None:
+        """Stop the lab's processes and delete its namespaces (and so its veth pairs)."""
+        for process in self._processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+        self._processes.clear()
+        for namespace in (self.client, self.peer, self.misbehaving):
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+
+    def run(
+        self, args: Sequence[str], *, namespace: str | None = None, **kwargs: Any
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a command inside a lab namespace (the client's unless told)."""
+        return subprocess.run(self.command(args, namespace), check=False, **kwargs)
+
+    def spawn(
+        self, args: Sequence[str], *, namespace: str | None = None, **kwargs: Any
+    ) -> subprocess.Popen[bytes]:
+        """Start a command inside a lab namespace; it is stopped when the lab is destroyed."""
+        process = subprocess.Popen(self.command(args, namespace), **kwargs)
+        self._processes.append(process)
+        return process
+
+    def command(self, args: Sequence[str], namespace: str | None = None) -> list[str]:
+        """``args`` prefixed to run inside a lab namespace."""
+        return ["ip", "netns", "exec", namespace or self.client, *args]
+
+    def open_socket(
+        self, family: int, kind: int, protocol: int, *, namespace: str | None = None
+    ) -> socket.socket:
+        """A socket that lives in a lab namespace, while this process stays where it is.
+
+        A socket belongs to the namespace its creating thread was in: a short-lived thread
+        enters the namespace, makes the socket and ends.
+        """
+        made: list[socket.socket | BaseException] = []
+
+        def make() -> None:
+            try:
+                with open(f"/run/netns/{namespace or self.client}", "rb") as handle:
+                    _setns(handle.fileno())
+                made.append(socket.socket(family, kind, protocol))
+            except BaseException as exc:
+                made.append(exc)
+
+        thread = threading.Thread(target=make)
+        thread.start()
+        thread.join()
+        result = made[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, _CLONE_NEWNET) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number))
+
+
+@contextlib.contextmanager
+def lab_context() -> Iterator[Lab]:
+    """A lab for the duration of a ``with`` block."""
+    lab = Lab.build()
+    try:
+        yield lab
+    finally:
+        lab.destroy()
