@@ -182,6 +182,9 @@ class SocketEngine:
 
     async def _send(self, session: Session, seq: int) -> None:
         packet = icmp.encode_echo_request(session.ident, seq, session.payload, ipv6=self._ipv6)
+        # Read before the send, so that (now - sent_at) bounds the true RTT from above even
+        # if the task is preempted around the send: round_trip_us relies on it.
+        sent_at = trio.current_time()
         try:
             sent_ns = await self._socket.send(packet, session.address)
         except OSError as exc:
@@ -193,7 +196,6 @@ class SocketEngine:
             return
         if session.finished:
             return
-        sent_at = trio.current_time()
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, session.payload, sent_ns, sent_at, deadline)
         self._tracker.add((session.packed, session.ident, seq), probe)
@@ -279,7 +281,9 @@ def round_trip_us(probe: Probe[Session], received_ns: int, now: float) -> int:
 
     Both stamps are CLOCK_REALTIME. If that clock was stepped between them (NTP, an admin),
     their difference is wrong, and it shows: it is negative, or longer than the time that
-    elapsed on the monotonic scheduling clock. Then the monotonic measure stands in.
+    elapsed on the monotonic scheduling clock between a reading taken before the send and
+    one taken after the receive. Then the monotonic measure stands in. (NTP slews both
+    clocks alike, so only a step can trip this; the 1 ms allows for float rounding.)
     """
     rtt_ns = received_ns - probe.sent_ns
     elapsed_ns = (now - probe.sent_at) * 1e9

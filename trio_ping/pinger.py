@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
@@ -50,12 +50,14 @@ class Pinger:
         count: int = 1,
         interval: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- per reply, not for this call
-    ) -> AsyncIterator[PingResult]:
+    ) -> AsyncGenerator[PingResult, None]:
         """Send ``count`` requests to ``address``, ``interval`` seconds apart; yield results.
 
         Results come as they are known, so not always in sequence order: a late reply can
-        follow the next request's. There is one result per request. Breaking out of the
-        loop stops the requests still planned.
+        follow the next request's. There is one result per request. Leaving the loop early
+        stops the requests still planned once the generator is closed: wrap it in
+        ``contextlib.aclosing`` to have that happen at once rather than when it is
+        garbage-collected.
 
         Raises:
             ValueError: an argument is out of range, or ``address`` is not an IP address.

@@ -48,7 +48,7 @@ class Probe(Generic[T]):
     sent_ns: int
     """When it was sent, in nanoseconds on the receive-timestamp clock (CLOCK_REALTIME)."""
     sent_at: float
-    """When it was sent, on the scheduling clock (monotonic)."""
+    """Just before it was sent, on the scheduling clock (monotonic)."""
     deadline: float
     """When it times out, on the scheduling clock."""
 

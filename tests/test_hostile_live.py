@@ -1,0 +1,117 @@
+"""What a hostile network throws at trio-ping, and what it prints: issue 4, live.
+
+Each behaviour comes from the misbehaving responder (tests/lab/responder.py) at its own
+lab address. The rule for all of them: every sequence is printed exactly once, with a
+plausible RTT or -1, and nothing that is not a valid answer counts as one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.lab.netns import Lab, trio_ping_command
+from tests.lab.responder import DELAY, address_of
+from tests.lab.run import Outcome, Row, run_trio_ping
+
+COUNT = 4
+TIMEOUT = 0.5
+
+
+def _ping(lab: Lab, behaviour: str, *extra: str) -> tuple[Outcome, list[Row]]:
+    outcome = run_trio_ping(
+        lab, "--timeout", str(TIMEOUT), *extra, f"{address_of(behaviour)},{COUNT},20"
+    )
+    rows = outcome.rows
+    # The rule for every behaviour: each sequence exactly once, and nothing else.
+    assert sorted(row.seq for row in rows) == list(range(COUNT)), outcome.stdout
+    assert {row.address for row in rows} == {address_of(behaviour)}
+    return outcome, rows
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "low_us", "high_us"),
+    [
+        ("normal", 1, 100_000),
+        ("duplicate", 1, 100_000),
+        ("ip-options", 1, 100_000),
+        ("delay", int(DELAY * 1e6), int(DELAY * 1e6) + 150_000),
+        ("gauntlet", 50_000, 200_000),
+    ],
+)
+def test_answers_that_count(responder: Lab, behaviour: str, low_us: int, high_us: int) -> None:
+    outcome, rows = _ping(responder, behaviour)
+    assert outcome.status == 0
+    assert all(low_us <= row.rtt_us <= high_us for row in rows), rows
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        "silent",
+        "bad-checksum",
+        "wrong-ident",
+        "unsent-seq",
+        "altered-payload",
+        "truncated",
+        "other-source",
+        "reflect",
+        "late",
+    ],
+)
+def test_answers_that_do_not_count(responder: Lab, behaviour: str) -> None:
+    outcome, rows = _ping(responder, behaviour)
+    assert outcome.status == 1
+    assert [row.rtt_us for row in rows] == [-1] * COUNT
+    assert outcome.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [("unreachable", "Destination Host Unreachable"), ("time-exceeded", "Time to live exceeded")],
+)
+def test_icmp_errors_end_their_request_at_once(responder: Lab, behaviour: str, reason: str) -> None:
+    # A timeout far beyond the test's own: only the errors can end the run in time.
+    outcome = run_trio_ping(
+        responder, "--timeout", "60", "--verbose", f"{address_of(behaviour)},{COUNT},20", timeout=20
+    )
+    assert outcome.status == 1
+    assert [row.rtt_us for row in outcome.rows] == [-1] * COUNT
+    router = "10.201.1.2"
+    assert sorted(outcome.stderr_lines) == sorted(
+        f"trio-ping: {address_of(behaviour)} seq={seq}: from {router}: {reason}"
+        for seq in range(COUNT)
+    )
+
+
+def test_reordered_replies_each_print_once(responder: Lab) -> None:
+    _, rows = _ping(responder, "reorder")
+    assert [row.seq for row in rows] == [1, 3, 0, 2]
+
+
+def test_concurrent_processes_never_print_each_others_results(responder: Lab) -> None:
+    # Eight processes ping one target at once, half of them the slow one: each must print
+    # its own four lines with its own timing, whatever the others' replies do.
+    fast, slow = address_of("normal"), address_of("delay")
+    processes = [
+        subprocess.Popen(
+            responder.command([*trio_ping_command(), f"{fast if i % 2 else slow},{COUNT},20"]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        for i in range(8)
+    ]
+    for index, process in enumerate(processes):
+        with process:
+            stdout, stderr = process.communicate(timeout=30)
+            outcome = Outcome(process.returncode, stdout.decode(), stderr.decode())
+            expected = fast if index % 2 else slow
+            assert outcome.status == 0, outcome
+            assert sorted(row.seq for row in outcome.rows) == list(range(COUNT))
+            assert {row.address for row in outcome.rows} == {expected}
+            if expected == slow:
+                assert all(row.rtt_us >= DELAY * 1e6 for row in outcome.rows)
+            else:
+                assert all(row.rtt_us < DELAY * 1e6 / 2 for row in outcome.rows)
