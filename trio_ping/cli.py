@@ -22,7 +22,13 @@ import trio
 
 from trio_ping import __version__
 from trio_ping.icmp_socket import SocketPermissionError
-from trio_ping.output import OutputClosed, format_csv, write_results
+from trio_ping.output import (
+    Formatter,
+    OutputClosed,
+    format_csv,
+    format_timestamp_csv,
+    write_results,
+)
 from trio_ping.pinger import DEFAULT_TIMEOUT, Pinger, open_pinger
 from trio_ping.results import PingResult, Status
 from trio_ping.targets import Target, TargetError
@@ -66,6 +72,7 @@ class Config:
     targets: tuple[str, ...]
     timeout: float
     verbose: bool
+    timestamp: bool
 
 
 @attrs.define
@@ -74,6 +81,7 @@ class Run:
 
     stderr: TextIO
     verbose: bool
+    formatter: Formatter
     unanswered: int = 0
     errors: int = 0
     signal_number: int | None = None
@@ -155,11 +163,19 @@ def parse_arguments(argv: Sequence[str] | None) -> Config:
         help=f"wait this long for each reply, from its send time (default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
+        "--timestamp",
+        action="store_true",
+        help="send ICMP Timestamp requests (type 13) instead of Echo; lines become "
+        "ADDRESS,SEQ,RTT_US,ORIGINATE_MS,RECEIVE_MS,TRANSMIT_MS,OFFSET_MS",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="report ICMP errors and send errors on stderr"
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     arguments = parser.parse_args(argv)
-    return Config(tuple(arguments.targets), arguments.timeout, arguments.verbose)
+    return Config(
+        tuple(arguments.targets), arguments.timeout, arguments.verbose, arguments.timestamp
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"see '{PROGRAM} --help'\n"
         )
         return ExitStatus.ERROR
-    run = Run(sys.stderr, config.verbose)
+    run = Run(sys.stderr, config.verbose, format_timestamp_csv if config.timestamp else format_csv)
     try:
         trio.run(_run, config, run)
     except KeyboardInterrupt:  # Ctrl-C before the signal handler was in place
@@ -203,7 +219,7 @@ async def _write(
     results: trio.MemoryReceiveChannel[PingResult], run: Run, scope: trio.CancelScope
 ) -> None:
     try:
-        await write_results(results, sys.stdout.fileno(), format_csv, run.observe)
+        await write_results(results, sys.stdout.fileno(), run.formatter, run.observe)
     except OutputClosed:
         run.output_closed = True
         scope.cancel()
@@ -236,6 +252,7 @@ async def _start_targets(
                     interval=target.interval_ms / 1000,
                     timeout=config.timeout,
                     results=results.clone(),
+                    timestamp=config.timestamp,
                 )
             except SocketPermissionError as exc:
                 socket_failed = True

@@ -22,6 +22,7 @@ import math
 import secrets
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -32,7 +33,8 @@ from trio_ping import icmp
 from trio_ping.icmp_socket import Datagram, IcmpSocket
 from trio_ping.results import PingResult, Status
 from trio_ping.schedule import Plan, Schedule
-from trio_ping.tracker import Probe, Tracker, Verdict
+from trio_ping.timestamps import clock_offset_ms, ms_since_midnight
+from trio_ping.tracker import Probe, ProbeKey, Tracker, Verdict
 
 SleepUntil = Callable[[float], Awaitable[None]]
 
@@ -53,6 +55,8 @@ class Session:
     packed: bytes
     count: int
     timeout: float
+    request_type: int
+    """ICMP Echo (8, or 128 for ICMPv6) or Timestamp (13)."""
     ident: int
     payload: bytes
     results: trio.MemorySendChannel[PingResult]
@@ -96,18 +100,31 @@ class SocketEngine:
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
+        timestamp: bool = False,
     ) -> Session:
         """Plan ``count`` requests to ``address``, the first now; results go to ``results``.
 
-        The channel is closed after the last result. Must be called from a trio task.
+        Echo requests, or with ``timestamp`` ICMP Timestamp requests (IPv4 only). The
+        channel is closed after the last result. Must be called from a trio task.
+
+        Raises:
+            ValueError: a Timestamp session on an IPv6 socket (ICMPv6 has no such message).
         """
+        if timestamp and self._ipv6:
+            raise ValueError("ICMP Timestamp requests exist for IPv4 only")
+        if timestamp:
+            request_type = icmp.TIMESTAMP_REQUEST
+        else:
+            request_type = icmp.ICMPV6_ECHO_REQUEST if self._ipv6 else icmp.ECHO_REQUEST
         ident = self._allocate_ident(packed)
         self._session_numbers += 1
         # Cookie + session number: a reply must echo this exactly, so another process's
         # replies, and late replies to an earlier session with the same identifier, fail.
         header = self._cookie + struct.pack("!I", self._session_numbers & 0xFFFFFFFF)
         payload = header + bytes(range(0x10, 0x10 + PAYLOAD_SIZE - len(header)))
-        session = Session(address, packed, count, timeout, ident, payload, results, count)
+        session = Session(
+            address, packed, count, timeout, request_type, ident, payload, results, count
+        )
         start = trio.current_time()
         session.plan = self._schedule.add(session, start=start, interval=interval, count=count)
         self._sessions.add(session)
@@ -122,7 +139,7 @@ class SocketEngine:
         if session.plan is not None:
             self._schedule.cancel(session.plan)
         for seq in range(session.count):
-            self._tracker.cancel((session.packed, session.ident, seq))
+            self._tracker.cancel(_key(session, seq))
         self._finish(session)
 
     def close(self) -> None:
@@ -181,7 +198,13 @@ class SocketEngine:
                 await trio.lowlevel.checkpoint()  # let replies in during a burst
 
     async def _send(self, session: Session, seq: int) -> None:
-        packet = icmp.encode_echo_request(session.ident, seq, session.payload, ipv6=self._ipv6)
+        if session.request_type == icmp.TIMESTAMP_REQUEST:
+            originate = ms_since_midnight(time.time_ns())
+            packet = icmp.encode_timestamp_request(session.ident, seq, originate)
+            fingerprint = originate.to_bytes(4, "big")
+        else:
+            packet = icmp.encode_echo_request(session.ident, seq, session.payload, ipv6=self._ipv6)
+            fingerprint = session.payload
         # Read before the send, so that (now - sent_at) bounds the true RTT from above even
         # if the task is preempted around the send: round_trip_us relies on it.
         sent_at = trio.current_time()
@@ -197,8 +220,8 @@ class SocketEngine:
         if session.finished:
             return
         deadline = sent_at + session.timeout
-        probe = Probe(session, seq, session.payload, sent_ns, sent_at, deadline)
-        self._tracker.add((session.packed, session.ident, seq), probe)
+        probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
+        self._tracker.add(_key(session, seq), probe)
         if self._expiry_scope is not None and deadline < self._expiry_scope.deadline:
             self._expiry_scope.deadline = deadline
 
@@ -216,29 +239,29 @@ class SocketEngine:
         except icmp.MalformedPacket:
             self.malformed += 1
             return
-        if type(message) is icmp.EchoReply:
+        if type(message) is icmp.EchoReply or type(message) is icmp.TimestampReply:
             self._on_reply(message, datagram)
         elif type(message) is icmp.ErrorReport:
             self._on_error(message)
         # Requests (our own, looped back, or another pinger's) and other ICMP: not ours.
 
-    def _on_reply(self, message: icmp.EchoReply, datagram: Datagram) -> None:
-        key = (message.source, message.ident, message.seq)
+    def _on_reply(self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram) -> None:
+        key = (message.source, message.request_type, message.ident, message.seq)
         verdict, probe = self._tracker.on_reply(key, message.fingerprint)
         if verdict is Verdict.ANSWERED:
             assert probe is not None
             rtt_us = round_trip_us(probe, datagram.timestamp_ns, trio.current_time())
-            self._resolve(
-                probe.owner,
-                PingResult(
-                    probe.owner.address,
-                    probe.seq,
-                    Status.REPLY,
-                    rtt_us=rtt_us,
-                    ttl=message.ttl,
-                    kernel_timestamp=datagram.kernel_timestamp,
-                ),
+            result = PingResult(
+                probe.owner.address,
+                probe.seq,
+                Status.REPLY,
+                rtt_us=rtt_us,
+                ttl=message.ttl,
+                kernel_timestamp=datagram.kernel_timestamp,
             )
+            if type(message) is icmp.TimestampReply:
+                result = _with_timestamps(result, message, datagram.timestamp_ns)
+            self._resolve(probe.owner, result)
         elif verdict is Verdict.DUPLICATE:
             assert probe is not None
             probe.owner.duplicates += 1
@@ -246,7 +269,7 @@ class SocketEngine:
             self.invalid += 1
 
     def _on_error(self, message: icmp.ErrorReport) -> None:
-        key = (message.destination, message.ident, message.seq)
+        key = (message.destination, message.request_type, message.ident, message.seq)
         probe = self._tracker.on_error(key, message.quoted_data)
         if probe is None:
             return  # about someone else's packet, or one already settled
@@ -274,6 +297,26 @@ class SocketEngine:
                 self._resolve(
                     probe.owner, PingResult(probe.owner.address, probe.seq, Status.TIMEOUT)
                 )
+
+
+def _key(session: Session, seq: int) -> ProbeKey:
+    return (session.packed, session.request_type, session.ident, seq)
+
+
+def _with_timestamps(
+    result: PingResult, message: icmp.TimestampReply, received_ns: int
+) -> PingResult:
+    """Add a Timestamp Reply's three times and the clock offset they give."""
+    local_receive = ms_since_midnight(received_ns)
+    return attrs.evolve(
+        result,
+        originate_ms=message.originate,
+        receive_ms=message.receive,
+        transmit_ms=message.transmit,
+        offset_ms=clock_offset_ms(
+            message.originate, message.receive, message.transmit, local_receive
+        ),
+    )
 
 
 def round_trip_us(probe: Probe[Session], received_ns: int, now: float) -> int:

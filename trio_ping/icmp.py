@@ -88,6 +88,8 @@ class EchoReply:
     ident: int
     seq: int
     payload: bytes
+    request_type: int = ECHO_REQUEST
+    """The type of request this answers (8, or 128 for ICMPv6)."""
 
     @property
     def fingerprint(self) -> bytes:
@@ -108,6 +110,11 @@ class TimestampReply:
     transmit: int
 
     @property
+    def request_type(self) -> int:
+        """The type of request this answers."""
+        return TIMESTAMP_REQUEST
+
+    @property
     def fingerprint(self) -> bytes:
         """RFC 792: the originate field is returned as sent, so it identifies our request."""
         return self.originate.to_bytes(4, "big")
@@ -117,9 +124,9 @@ class TimestampReply:
 class ErrorReport:
     """An ICMP error about one of our probes, attributed through the header it quotes.
 
-    ``source`` is the router (or host) that sent the error; ``destination``, ``ident`` and
-    ``seq`` come from the quoted request; ``quoted_data`` is what follows the quoted ICMP
-    header, possibly nothing (RFC 792 only promises the first 8 bytes).
+    ``source`` is the router (or host) that sent the error; ``destination``,
+    ``request_type``, ``ident`` and ``seq`` come from the quoted request; ``quoted_data`` is
+    what follows the quoted ICMP header, possibly nothing (RFC 792 only promises 8 bytes).
     """
 
     source: bytes
@@ -131,6 +138,7 @@ class ErrorReport:
     seq: int
     quoted_data: bytes
     reason: str
+    request_type: int = ECHO_REQUEST
 
 
 @attrs.frozen
@@ -238,7 +246,7 @@ def _parse_error_v4(packet: bytes, source: bytes, ttl: int | None) -> Message:
     if quoted[9] != IPPROTO_ICMP or inner[0] not in (ECHO_REQUEST, TIMESTAMP_REQUEST):
         # An error about someone's TCP or UDP, or about a reply: not one of our probes.
         return OtherMessage(source, message_type, code)
-    _, _, _, ident, seq = _HEADER.unpack_from(inner)
+    request_type, _, _, ident, seq = _HEADER.unpack_from(inner)
     if message_type == DESTINATION_UNREACHABLE:
         reason = _UNREACHABLE_V4.get(code, f"Destination Unreachable, code {code}")
     elif message_type == TIME_EXCEEDED:
@@ -246,8 +254,9 @@ def _parse_error_v4(packet: bytes, source: bytes, ttl: int | None) -> Message:
     else:
         reason = f"Parameter Problem, code {code}"
     destination = quoted[16:20]
+    data = inner[HEADER_LENGTH:]
     return ErrorReport(
-        source, ttl, message_type, code, destination, ident, seq, inner[HEADER_LENGTH:], reason
+        source, ttl, message_type, code, destination, ident, seq, data, reason, request_type
     )
 
 
@@ -295,14 +304,7 @@ def _parse_error_v6(packet: bytes, source: bytes, hop_limit: int | None) -> Mess
     else:
         reason = f"Parameter Problem, code {code}"
     destination = quoted[24:40]
+    data = inner[HEADER_LENGTH:]
     return ErrorReport(
-        source,
-        hop_limit,
-        message_type,
-        code,
-        destination,
-        ident,
-        seq,
-        inner[HEADER_LENGTH:],
-        reason,
+        source, hop_limit, message_type, code, destination, ident, seq, data, reason, inner[0]
     )

@@ -22,6 +22,21 @@ def format_csv(result: PingResult) -> str:
     return f"{result.address},{result.seq},{rtt}\n"
 
 
+def format_timestamp_csv(result: PingResult) -> str:
+    """``ADDRESS,SEQ,RTT_US,ORIGINATE_MS,RECEIVE_MS,TRANSMIT_MS,OFFSET_MS``.
+
+    The peer's two times are printed as the raw 32-bit values it sent, and the offset is
+    empty when those are not standard times. Unanswered: ``ADDRESS,SEQ,-1,,,,``.
+    """
+    if result.rtt_us is None or result.originate_ms is None:
+        return f"{result.address},{result.seq},-1,,,,\n"
+    offset = "" if result.offset_ms is None else f"{result.offset_ms:.1f}"
+    return (
+        f"{result.address},{result.seq},{result.rtt_us},{result.originate_ms},"
+        f"{result.receive_ms},{result.transmit_ms},{offset}\n"
+    )
+
+
 def write_all(fd: int, text: str) -> None:
     """Write ``text`` whole, however many calls the pipe needs.
 

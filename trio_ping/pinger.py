@@ -50,6 +50,7 @@ class Pinger:
         count: int = 1,
         interval: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- per reply, not for this call
+        timestamp: bool = False,
     ) -> AsyncGenerator[PingResult, None]:
         """Send ``count`` requests to ``address``, ``interval`` seconds apart; yield results.
 
@@ -59,13 +60,21 @@ class Pinger:
         ``contextlib.aclosing`` to have that happen at once rather than when it is
         garbage-collected.
 
+        With ``timestamp``, ICMP Timestamp requests (IPv4 only) replace Echo requests, and
+        each answered result carries the peer's times and the clock offset.
+
         Raises:
             ValueError: an argument is out of range, or ``address`` is not an IP address.
             SocketPermissionError: no ICMP socket could be opened for the address's family.
         """
         send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
         session = self.start(
-            address, count=count, interval=interval, timeout=timeout, results=send_channel
+            address,
+            count=count,
+            interval=interval,
+            timeout=timeout,
+            results=send_channel,
+            timestamp=timestamp,
         )
         try:
             async with receive_channel:
@@ -82,6 +91,7 @@ class Pinger:
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
+        timestamp: bool = False,
     ) -> Session:
         """Start pinging ``address`` now; every result goes to ``results``, then it closes.
 
@@ -100,7 +110,13 @@ class Pinger:
         ip = ipaddress.ip_address(address)
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         return self._engine(family).start(
-            str(ip), ip.packed, count=count, interval=interval, timeout=timeout, results=results
+            str(ip),
+            ip.packed,
+            count=count,
+            interval=interval,
+            timeout=timeout,
+            results=results,
+            timestamp=timestamp,
         )
 
     def cancel(self, session: Session) -> None:

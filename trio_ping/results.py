@@ -41,6 +41,15 @@ class PingResult:
     """The error number of a SEND_FAILED."""
     kernel_timestamp: bool = True
     """False when the RTT was measured from user-space times, the kernel giving none."""
+    originate_ms: int | None = None
+    """Timestamp mode: when we sent the request, ms since midnight UT (our clock)."""
+    receive_ms: int | None = None
+    """Timestamp mode: when the peer received it, as the peer says (raw 32 bits)."""
+    transmit_ms: int | None = None
+    """Timestamp mode: when the peer sent its reply, as the peer says (raw 32 bits)."""
+    offset_ms: float | None = None
+    """Timestamp mode: the peer's clock minus ours, or None if the peer's times are not
+    standard (RFC 792's high-order bit)."""
 
     @property
     def answered(self) -> bool:

@@ -4,9 +4,11 @@ No I/O and no clock: callers pass the time in. One rule set decides, for every m
 that comes back, whether it settles a probe, so "what happens when X arrives" has one
 answer here.
 
-A probe is keyed by (destination, identifier, sequence). Destination in the key means
-replies must come from the address we pinged, and keys never collide across targets even
-with more than 65,535 requests outstanding (a 16-bit sequence alone would wrap).
+A probe is keyed by (destination, request type, identifier, sequence). Destination in the
+key means replies must come from the address we pinged, and keys never collide across
+targets even with more than 65,535 requests outstanding (a 16-bit sequence alone would
+wrap). The request type means a reply answers only a request of its own kind: an Echo
+Reply never settles a Timestamp request, whatever its payload.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Generic, TypeVar
 
 import attrs
 
-ProbeKey = tuple[bytes, int, int]
-"""(destination address packed, ICMP identifier, ICMP sequence)."""
+ProbeKey = tuple[bytes, int, int, int]
+"""(destination address packed, request's ICMP type, ICMP identifier, ICMP sequence)."""
 
 T = TypeVar("T")
 
