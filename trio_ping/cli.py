@@ -256,10 +256,7 @@ async def _start_targets(
                 )
             except SocketPermissionError as exc:
                 socket_failed = True
-                run.error(
-                    f"cannot open a raw ICMP socket: {exc.strerror}: run as root, "
-                    "or give the program CAP_NET_RAW (setcap cap_net_raw+ep)"
-                )
+                run.error(str(exc))
             except OSError as exc:
                 socket_failed = True
                 run.error(f"cannot open an ICMP socket: {exc.strerror or exc}")

@@ -30,7 +30,7 @@ import attrs
 import trio
 
 from trio_ping import icmp
-from trio_ping.icmp_socket import Datagram, IcmpSocket
+from trio_ping.icmp_socket import Datagram, IcmpSocket, SocketPermissionError
 from trio_ping.results import PingResult, Status
 from trio_ping.schedule import Plan, Schedule
 from trio_ping.timestamps import clock_offset_ms, ms_since_midnight
@@ -112,15 +112,22 @@ class SocketEngine:
         """
         if timestamp and self._ipv6:
             raise ValueError("ICMP Timestamp requests exist for IPv4 only")
+        if timestamp and not self._socket.raw:
+            raise SocketPermissionError(
+                "ICMP Timestamp requests need a raw socket, and this process may only open an "
+                "ICMP datagram socket: run as root or grant CAP_NET_RAW"
+            )
         if timestamp:
             request_type = icmp.TIMESTAMP_REQUEST
         else:
             request_type = icmp.ICMPV6_ECHO_REQUEST if self._ipv6 else icmp.ECHO_REQUEST
         ident = self._allocate_ident(packed)
         self._session_numbers += 1
-        # Cookie + session number: a reply must echo this exactly, so another process's
-        # replies, and late replies to an earlier session with the same identifier, fail.
-        header = self._cookie + struct.pack("!I", self._session_numbers & 0xFFFFFFFF)
+        # Cookie, identifier, session number: a reply must echo this exactly, so another
+        # process's replies, and late replies to an earlier session with the same
+        # identifier, fail. The identifier is here for datagram sockets, where the kernel
+        # overwrites the one in the header (see _ident_of).
+        header = self._cookie + struct.pack("!HI", ident, self._session_numbers & 0xFFFFFFFF)
         payload = header + bytes(range(0x10, 0x10 + PAYLOAD_SIZE - len(header)))
         session = Session(
             address, packed, count, timeout, request_type, ident, payload, results, count
@@ -246,7 +253,7 @@ class SocketEngine:
         # Requests (our own, looped back, or another pinger's) and other ICMP: not ours.
 
     def _on_reply(self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram) -> None:
-        key = (message.source, message.request_type, message.ident, message.seq)
+        key = (message.source, message.request_type, self._ident_of(message), message.seq)
         verdict, probe = self._tracker.on_reply(key, message.fingerprint)
         if verdict is Verdict.ANSWERED:
             assert probe is not None
@@ -267,6 +274,17 @@ class SocketEngine:
             probe.owner.duplicates += 1
         elif verdict is Verdict.INVALID:
             self.invalid += 1
+
+    def _ident_of(self, message: icmp.EchoReply | icmp.TimestampReply) -> int:
+        """The identifier we sent: on a datagram socket, read back from the payload.
+
+        The kernel replaced the header's with the socket's own, and delivers to this
+        socket only replies carrying it, so the header says nothing about which session.
+        """
+        if self._socket.rewrites_ident and type(message) is icmp.EchoReply:
+            offset = len(self._cookie)
+            return int.from_bytes(message.payload[offset : offset + 2], "big")
+        return message.ident
 
     def _on_error(self, message: icmp.ErrorReport) -> None:
         key = (message.destination, message.request_type, message.ident, message.seq)

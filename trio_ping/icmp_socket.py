@@ -23,9 +23,10 @@ import trio
 
 from trio_ping import icmp
 
-# Linux asm-generic/socket.h; Python 3.11 does not export them.
+# Linux asm-generic/socket.h and linux/in.h; Python 3.11 does not export them.
 SO_TIMESTAMPNS: Final = 35
 SO_RCVBUFFORCE: Final = 33
+IP_RECVTTL: Final = 12
 
 RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 """Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
@@ -38,7 +39,14 @@ _ENOBUFS_BACKOFF: Final = 0.001
 
 
 class SocketPermissionError(PermissionError):
-    """The process may not open an ICMP socket of any kind."""
+    """The process may not open the ICMP socket it needs; the message says how to fix it."""
+
+
+_HOW_TO_ALLOW = (
+    "run as root, grant CAP_NET_RAW to the Python interpreter (setcap cap_net_raw+ep), "
+    "or allow ICMP datagram sockets for your group "
+    "(sysctl -w net.ipv4.ping_group_range='0 2147483647')"
+)
 
 
 class Datagram(NamedTuple):
@@ -51,38 +59,54 @@ class Datagram(NamedTuple):
     kernel_timestamp: bool
     """False when the kernel gave no stamp and ``timestamp_ns`` was read in user space."""
     hop_limit: int | None
-    """The IPv6 hop limit, when the packet has no IP header of its own to read it from."""
+    """The TTL or hop limit, when what we received has no IP header to read it from."""
 
 
 class IcmpSocket:
-    """A raw ICMP (or ICMPv6) socket in non-blocking mode, with kernel receive timestamps."""
+    """An ICMP (or ICMPv6) socket in non-blocking mode, with kernel receive timestamps.
+
+    Raw, or an unprivileged ICMP datagram socket ("ping socket"). On the latter the kernel
+    strips the IP header from what we receive, delivers only replies to our own requests,
+    carries only Echo, and replaces the identifier we send with the socket's own
+    (``rewrites_ident``).
+    """
 
     def __init__(self, sock: socket.socket) -> None:
-        """Take ownership of ``sock``, an ``AF_INET`` or ``AF_INET6`` raw ICMP socket."""
+        """Take ownership of ``sock``, an ``AF_INET``/``AF_INET6`` ICMP socket, raw or not."""
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         _enlarge_receive_buffer(sock)
-        if sock.family == socket.AF_INET6:
+        self.family: socket.AddressFamily = sock.family
+        self.raw = sock.type == socket.SOCK_RAW
+        self.rewrites_ident = not self.raw
+        if self.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        elif not self.raw:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)  # no IP header to read it from
         self._sock = sock
         self._buffer = bytearray(_RECEIVE_SIZE)
         self._closed = False
-        self.family: socket.AddressFamily = sock.family
 
     @classmethod
     def open(cls, family: socket.AddressFamily = socket.AF_INET) -> IcmpSocket:
-        """Open a raw ICMP socket for ``family``.
+        """Open a raw ICMP socket for ``family``, or else an ICMP datagram socket.
 
         Raises:
-            SocketPermissionError: the process lacks CAP_NET_RAW.
+            SocketPermissionError: neither is allowed (no CAP_NET_RAW, and the process's
+                group is outside ``net.ipv4.ping_group_range``).
             OSError: any other refusal by the kernel.
         """
         protocol = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
         try:
-            sock = socket.socket(family, socket.SOCK_RAW, protocol)
+            return cls(socket.socket(family, socket.SOCK_RAW, protocol))
+        except PermissionError:
+            pass
+        try:
+            return cls(socket.socket(family, socket.SOCK_DGRAM, protocol))
         except PermissionError as exc:
-            raise SocketPermissionError(exc.errno, exc.strerror) from None
-        return cls(sock)
+            raise SocketPermissionError(
+                f"cannot open an ICMP socket ({exc.strerror}): {_HOW_TO_ALLOW}"
+            ) from None
 
     def fileno(self) -> int:
         """The descriptor, for trio's wait functions."""
@@ -149,7 +173,10 @@ class IcmpSocket:
         if self.family == socket.AF_INET6:
             source = socket.inet_pton(socket.AF_INET6, datagram.address)
             return icmp.parse_icmpv6(datagram.data, source=source, hop_limit=datagram.hop_limit)
-        return icmp.parse_ipv4(datagram.data)
+        if self.raw:
+            return icmp.parse_ipv4(datagram.data)
+        source = socket.inet_pton(socket.AF_INET, datagram.address)
+        return icmp.parse_icmpv4(datagram.data, source=source, ttl=datagram.hop_limit)
 
     def close(self) -> None:
         """Wake any task waiting on the socket (it gets ClosedResourceError), then close it."""
@@ -175,7 +202,9 @@ def _datagram(data: bytes, address: str, ancillary: list[tuple[int, int, bytes]]
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
             seconds, nanoseconds = _TIMESPEC.unpack_from(value)
             timestamp_ns = seconds * 1_000_000_000 + nanoseconds
-        elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT:
+        elif (level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT) or (
+            level == socket.IPPROTO_IP and kind == socket.IP_TTL
+        ):
             hop_limit = int.from_bytes(value[:4], sys.byteorder)
     if timestamp_ns is None:
         return Datagram(data, address, time.time_ns(), False, hop_limit)

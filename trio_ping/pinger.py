@@ -96,28 +96,34 @@ class Pinger:
         """Start pinging ``address`` now; every result goes to ``results``, then it closes.
 
         The low-level form of :meth:`ping`, for callers that gather many targets' results
-        on one channel (the CLI does). The channel should be unbounded (or drained
-        promptly): a full one loses the session's remaining results.
+        on one channel (the CLI does). The channel is the pinger's from this call on: it is
+        closed after the last result, or at once if this raises, so a reader waiting for
+        its end is never left waiting. It should be unbounded (or drained promptly): a
+        full one loses the session's remaining results.
 
         Raises:
             ValueError: an argument is out of range, or ``address`` is not an IP address.
             SocketPermissionError: no ICMP socket could be opened for the address's family.
         """
-        if count < 1:
-            raise ValueError(f"count must be at least 1, got {count}")
-        if not interval > 0 or not timeout > 0:
-            raise ValueError("interval and timeout must be positive")
-        ip = ipaddress.ip_address(address)
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        return self._engine(family).start(
-            str(ip),
-            ip.packed,
-            count=count,
-            interval=interval,
-            timeout=timeout,
-            results=results,
-            timestamp=timestamp,
-        )
+        try:
+            if count < 1:
+                raise ValueError(f"count must be at least 1, got {count}")
+            if not interval > 0 or not timeout > 0:
+                raise ValueError("interval and timeout must be positive")
+            ip = ipaddress.ip_address(address)
+            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            return self._engine(family).start(
+                str(ip),
+                ip.packed,
+                count=count,
+                interval=interval,
+                timeout=timeout,
+                results=results,
+                timestamp=timestamp,
+            )
+        except BaseException:
+            results.close()
+            raise
 
     def cancel(self, session: Session) -> None:
         """Stop a session started here; its channel closes and nothing more is sent."""
