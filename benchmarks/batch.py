@@ -1,0 +1,189 @@
+"""Issue 3: batches at scale, trio-ping beside fping (cases a, b and c).
+
+Both programs get the same distinct addresses of the kernel peer's answering /16, the
+same count, interval and per-reply timeout, and print one line per reply (fping without
+``-q``, its per-reply lines to a file like trio-ping's CSV), so both pay for output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.context import Bench
+from benchmarks.measure import KernelWatch, Measured
+from benchmarks.parsers import FpingOutput, TrioPingOutput, parse_fping, parse_trio_ping
+from benchmarks.report import Row, ratio
+from tests.lab import addresses
+
+TIMEOUT_S = 2
+"""Per-reply timeout for both programs (fping -t in ms, trio-ping --timeout in s)."""
+
+
+@dataclass(frozen=True)
+class BatchCase:
+    """One row of issue 3's benchmark table."""
+
+    key: str
+    title: str
+    targets: int
+    count: int
+    interval_ms: int
+    cpu_ratio_limit: float | None = None
+    """trio-ping CPU / fping CPU must stay at or below this."""
+    cpu_per_echo_limit_us: float | None = None
+    rss_limit_mb: float | None = None
+
+    @property
+    def requests(self) -> int:
+        """Echo requests asked of each program."""
+        return self.targets * self.count
+
+    @property
+    def label(self) -> str:
+        """Short description for the table."""
+        return f"{self.key} {self.targets:,} x {self.count} @ {self.interval_ms} ms"
+
+
+def batch_cases(quick: bool) -> dict[str, BatchCase]:
+    """Issue 3's three cases; ``quick`` shrinks them to a smoke run of a few seconds."""
+    if quick:
+        return {
+            "a": BatchCase("a", "burst", 1_000, 1, 1, cpu_ratio_limit=4),
+            "b": BatchCase("b", "many", 500, 3, 1000, cpu_ratio_limit=3),
+            "c": BatchCase(
+                "c", "scale", 2_000, 3, 1000, cpu_per_echo_limit_us=30, rss_limit_mb=200
+            ),
+        }
+    return {
+        "a": BatchCase("a", "burst", 10_000, 1, 1, cpu_ratio_limit=4),
+        "b": BatchCase("b", "many", 5_000, 10, 1000, cpu_ratio_limit=3),
+        "c": BatchCase("c", "scale", 20_000, 10, 1000, cpu_per_echo_limit_us=30, rss_limit_mb=200),
+    }
+
+
+def _write_targets(bench: Bench, case: BatchCase) -> tuple[Path, Path, dict[str, int]]:
+    """fping's address file, trio-ping's stdin lines, and address -> count."""
+    targets = [addresses.answering(i) for i in range(1, case.targets + 1)]
+    address_file = bench.workdir / f"{case.key}-addresses.txt"
+    address_file.write_text("".join(f"{address}\n" for address in targets))
+    lines_file = bench.workdir / f"{case.key}-lines.txt"
+    lines_file.write_text(
+        "".join(f"{address},{case.count},{case.interval_ms}\n" for address in targets)
+    )
+    return address_file, lines_file, dict.fromkeys(targets, case.count)
+
+
+def _time_limit(case: BatchCase) -> float:
+    return case.count * case.interval_ms / 1000 + TIMEOUT_S + 300
+
+
+def _run_trio_ping(
+    bench: Bench, case: BatchCase, lines_file: Path, expected: dict[str, int]
+) -> tuple[Measured, TrioPingOutput]:
+    watch = KernelWatch(bench.lab)
+    run = bench.measure(
+        [*bench.trio_ping, "--timeout", str(TIMEOUT_S)],
+        stdin_path=lines_file,
+        time_limit_s=_time_limit(case),
+    )
+    kernel = watch.delta()
+    output = parse_trio_ping(run.stdout, expected)
+    print(f"  trio-ping: {run.summary()}", flush=True)
+    print(f"  trio-ping: {output.summary()}", flush=True)
+    print(f"  trio-ping: {kernel.summary()}", flush=True)
+    if run.stderr.strip():
+        print(f"  trio-ping stderr: {run.stderr_tail()}", flush=True)
+    return run, output
+
+
+def _run_fping(
+    bench: Bench, fping: str, case: BatchCase, address_file: Path
+) -> tuple[Measured, FpingOutput]:
+    argv = [fping, "-c", str(case.count), "-i", "0", "-t", str(TIMEOUT_S * 1000)]
+    if case.count > 1:
+        argv += ["-p", str(case.interval_ms)]
+    argv += ["-f", str(address_file)]
+    print(f"  fping: {' '.join(argv)}", flush=True)
+    watch = KernelWatch(bench.lab)
+    run = bench.measure(argv, time_limit_s=_time_limit(case))
+    kernel = watch.delta()
+    output = parse_fping(run.stdout, run.stderr)
+    print(f"  fping: {run.summary()}", flush=True)
+    print(f"  fping: {output.summary(case.requests)}", flush=True)
+    print(f"  fping: {kernel.summary()}", flush=True)
+    return run, output
+
+
+def run_batch(bench: Bench, case: BatchCase) -> Row:
+    """Run one case with both programs and judge trio-ping against the issue's targets."""
+    print(
+        f"\n== {case.key}: {case.title}: {case.targets:,} targets x {case.count} echo "
+        f"@ {case.interval_ms} ms ({case.requests:,} requests), timeout {TIMEOUT_S} s",
+        flush=True,
+    )
+    address_file, lines_file, expected = _write_targets(bench, case)
+    row = Row(case.label)
+    print(
+        f"  trio-ping: {' '.join(bench.trio_ping)} --timeout {TIMEOUT_S} "
+        f"< {case.targets:,} lines 'ADDRESS,{case.count},{case.interval_ms}'",
+        flush=True,
+    )
+    trio, trio_output = _run_trio_ping(bench, case, lines_file, expected)
+    row.trio_ping = (
+        f"{trio_output.answered:,}/{case.requests:,} answered, wall {trio.wall_s:.2f} s, "
+        f"CPU {trio.cpu_s:.2f} s, RSS {trio.rss_mb:.0f} MB"
+    )
+    if trio.returncode not in (0, 1) or trio.stderr.strip():
+        row.notes.append(f"trio-ping exit {trio.returncode}: {trio.stderr_tail()}")
+
+    fping: tuple[Measured, FpingOutput] | None = None
+    if bench.tools.fping is None:
+        reason = bench.tools.skip_reason("fping")
+        print(f"  fping: SKIPPED: {reason}", flush=True)
+        row.reference = f"fping skipped: {reason}"
+    else:
+        fping = _run_fping(bench, bench.tools.fping, case, address_file)
+        run, output = fping
+        figures = f"wall {run.wall_s:.2f} s, CPU {run.cpu_s:.2f} s, RSS {run.rss_mb:.0f} MB"
+        if output.error:
+            # "fping error: not enough sequence numbers available! (expire_timeout=...)"
+            said = output.error.split(" (", 1)[0].removeprefix("fping error: ").rstrip("!")
+            row.reference = (
+                f"fping failed, exit {run.returncode} after {output.answered:,} replies: "
+                f"'{said}' ({figures})"
+            )
+        else:
+            row.reference = f"fping {output.answered:,}/{case.requests:,} answered, {figures}"
+
+    per_echo_text = f"trio-ping {trio.cpu_s / case.requests * 1e6:.1f} us"
+    if fping is not None and fping[1].answered:
+        per_echo_text += f", fping {fping[0].cpu_s / fping[1].answered * 1e6:.1f} us"
+    print(f"  CPU per echo: {per_echo_text}", flush=True)
+    row.check(
+        "0 lost",
+        f"{trio_output.lost} lost, {trio_output.duplicates} dup",
+        trio_output.clean and trio.killed_after_s is None,
+    )
+    if case.cpu_ratio_limit is not None:
+        target = f"CPU <= {case.cpu_ratio_limit:g}x fping"
+        usable = fping is not None and fping[1].error is None and fping[0].returncode in (0, 1)
+        cpu_ratio = ratio(trio.cpu_s, fping[0].cpu_s) if fping is not None and usable else None
+        if cpu_ratio is None:
+            row.check(target, "no fping figure", None)
+        else:
+            row.check(target, f"{cpu_ratio:.2f}x", cpu_ratio <= case.cpu_ratio_limit)
+    if case.cpu_per_echo_limit_us is not None:
+        per_echo = trio.cpu_s / case.requests * 1e6
+        row.check(
+            f"CPU <= {case.cpu_per_echo_limit_us:g} us/echo",
+            f"{per_echo:.1f} us",
+            per_echo <= case.cpu_per_echo_limit_us,
+        )
+    if case.rss_limit_mb is not None:
+        row.check(
+            f"RSS <= {case.rss_limit_mb:g} MB",
+            f"{trio.rss_mb:.0f} MB",
+            trio.rss_mb <= case.rss_limit_mb,
+        )
+    return row

@@ -1,0 +1,308 @@
+"""Issue 6: measurement truth (cases d, e and f).
+
+- d, RTT: trio-ping and iputils ping to the same kernel-peer address, interleaved.
+- e, pacing: tcpdump on the client's veth (kernel timestamps of packets leaving) while
+  trio-ping sends 10 requests 1 ms apart.
+- f, start-up: a whole trio-ping run to loopback against ``python -c 'import trio'``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import selectors
+import subprocess
+import time
+from collections.abc import Sequence
+
+from benchmarks.context import Bench
+from benchmarks.measure import median, percentile
+from benchmarks.parsers import parse_iputils_ping, parse_tcpdump_times_ns, parse_trio_ping
+from benchmarks.report import Row, ratio
+from tests.lab import addresses
+
+RTT_ROUNDS = 3
+RTT_COUNT = 10
+RTT_INTERVAL_MS = 10
+RTT_LIMIT_US = 15.0
+
+PACING_RUNS = 3
+PACING_COUNT = 10
+PACING_INTERVAL_US = 1000
+PACING_P90_LIMIT_US = 100.0
+PACING_SPAN_TOLERANCE_US = 300.0
+
+STARTUP_RATIO_LIMIT = 1.2
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return " ".join(f"{value:.0f}" for value in values)
+
+
+# -- d: RTT -----------------------------------------------------------------------------
+
+
+def _trio_ping_rtts(bench: Bench, address: str, count: int, interval_ms: int) -> list[float]:
+    completed = bench.lab.run(
+        [*bench.trio_ping, "--timeout", "2", f"{address},{count},{interval_ms}"],
+        capture_output=True,
+        env=bench.env,
+        timeout=60,
+    )
+    output = parse_trio_ping(completed.stdout, {address: count})
+    if not output.clean:
+        print(f"    trio-ping: {output.summary()} (exit {completed.returncode})", flush=True)
+    return [float(rtt) for rtt in output.rtts_us]
+
+
+def _iputils_rtts(bench: Bench, ping: str, address: str, count: int) -> list[float]:
+    interval = f"{RTT_INTERVAL_MS / 1000:g}"
+    completed = bench.lab.run(
+        [ping, "-n", "-c", str(count), "-i", interval, address],
+        capture_output=True,
+        env=bench.env,
+        timeout=60,
+    )
+    rtts = parse_iputils_ping(completed.stdout)
+    if len(rtts) != count:
+        tail = completed.stderr.decode(errors="replace").strip()
+        print(f"    ping: {len(rtts)}/{count} replies (exit {completed.returncode}) {tail}")
+    return rtts
+
+
+def run_rtt(bench: Bench) -> Row:
+    """Case d: median RTTs of trio-ping and iputils ping over the same path."""
+    address = addresses.answering(1)
+    print(
+        f"\n== d: RTT to the kernel peer {address}: trio-ping '{address},"
+        f"{RTT_COUNT},{RTT_INTERVAL_MS}' vs 'ping -c {RTT_COUNT} -i "
+        f"{RTT_INTERVAL_MS / 1000:g}', interleaved {RTT_ROUNDS} times",
+        flush=True,
+    )
+    row = Row(f"d RTT {RTT_ROUNDS} x {RTT_COUNT} @ {RTT_INTERVAL_MS} ms")
+    ping = bench.tools.ping
+    if ping is None:
+        reason = bench.tools.skip_reason("iputils ping")
+        print(f"  ping: SKIPPED: {reason}", flush=True)
+        row.reference = f"ping skipped: {reason}"
+    # Warm-up, not counted: the neighbour entry, page cache, bytecode.
+    _trio_ping_rtts(bench, address, 1, 1)
+    if ping is not None:
+        _iputils_rtts(bench, ping, address, 1)
+    trio_all: list[float] = []
+    ping_all: list[float] = []
+    differences: list[float] = []
+    for number in range(1, RTT_ROUNDS + 1):
+        trio = _trio_ping_rtts(bench, address, RTT_COUNT, RTT_INTERVAL_MS)
+        trio_all += trio
+        line = f"  round {number}: trio-ping median {median(trio):.0f} us [{_fmt(trio)}]"
+        if ping is not None:
+            reference = _iputils_rtts(bench, ping, address, RTT_COUNT)
+            ping_all += reference
+            difference = median(trio) - median(reference)
+            differences.append(difference)
+            line += (
+                f"; ping median {median(reference):.0f} us [{_fmt(reference)}]; "
+                f"difference {difference:+.0f} us"
+            )
+        print(line, flush=True)
+    row.trio_ping = f"median {median(trio_all):.0f} us ({len(trio_all)} RTTs)"
+    if ping is None:
+        row.check(f"median diff within +-{RTT_LIMIT_US:g} us", "no ping figure", None)
+        return row
+    row.reference = f"ping median {median(ping_all):.0f} us ({len(ping_all)} RTTs)"
+    difference = median(differences)
+    print(
+        f"  pooled medians: trio-ping {median(trio_all):.1f} us, ping {median(ping_all):.1f} us; "
+        f"median of the round differences {difference:+.1f} us",
+        flush=True,
+    )
+    judged = len(trio_all) == RTT_ROUNDS * RTT_COUNT and len(ping_all) == len(trio_all)
+    row.check(
+        f"median diff within +-{RTT_LIMIT_US:g} us",
+        f"{difference:+.0f} us",
+        abs(difference) <= RTT_LIMIT_US if judged else False,
+    )
+    return row
+
+
+# -- e: pacing --------------------------------------------------------------------------
+
+
+def _wait_for(process: subprocess.Popen[bytes], text: bytes, timeout_s: float) -> bytes:
+    """Read the process's stderr until ``text`` appears; return what was read.
+
+    Raises:
+        TimeoutError: it did not appear in time (or the process ended first).
+    """
+    assert process.stderr is not None
+    fd = process.stderr.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while text not in seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise TimeoutError(seen.decode(errors="replace").strip())
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise TimeoutError(seen.decode(errors="replace").strip() or "tcpdump ended")
+            seen += chunk
+    return seen
+
+
+def _capture_one_run(bench: Bench, tcpdump: str, address: str) -> tuple[list[int], str]:
+    """Packet times (ns) of trio-ping's requests as tcpdump saw them leave, and a note."""
+    packet_filter = f"icmp and icmp[icmptype] == icmp-echo and dst host {address}"
+    for precision in (["--time-stamp-precision=nano"], []):
+        process = bench.lab.spawn(
+            [tcpdump, "-i", "c0", "-nn", "-tt", "-l", *precision, "-c", str(PACING_COUNT),
+             packet_filter],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=bench.env,
+        )  # fmt: skip
+        try:
+            _wait_for(process, b"listening on", 15)
+        except TimeoutError as exc:
+            process.kill()
+            process.communicate()
+            if precision:
+                print(f"    tcpdump with nanoseconds failed ({exc}); trying microseconds")
+                continue
+            return [], f"tcpdump never started listening: {exc}"
+        trio = bench.lab.run(
+            [*bench.trio_ping, "--timeout", "2", f"{address},{PACING_COUNT},1"],
+            capture_output=True,
+            env=bench.env,
+            timeout=60,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            stdout, stderr = process.communicate()
+        notes = [] if trio.returncode == 0 else [f"trio-ping exit {trio.returncode}"]
+        notes += [
+            line.strip()
+            for line in stderr.decode(errors="replace").splitlines()
+            if "dropped by kernel" in line and not line.startswith("0 ")
+        ]
+        return parse_tcpdump_times_ns(stdout), "; ".join(notes)
+    return [], "unreachable"
+
+
+def run_pacing(bench: Bench) -> Row:
+    """Case e: gaps between trio-ping's requests on the wire at a 1 ms interval."""
+    address = addresses.answering(2)
+    row = Row(f"e pacing {PACING_RUNS} x {PACING_COUNT} @ 1 ms")
+    print(
+        f"\n== e: pacing: tcpdump on c0 while trio-ping sends '{address},{PACING_COUNT},1', "
+        f"{PACING_RUNS} runs",
+        flush=True,
+    )
+    tcpdump = bench.tools.tcpdump
+    if tcpdump is None:
+        reason = bench.tools.skip_reason("tcpdump")
+        print(f"  SKIPPED: {reason}", flush=True)
+        row.trio_ping = "not measured"
+        row.reference = f"tcpdump skipped: {reason}"
+        row.check(f"p90 of abs(gap - 1 ms) <= {PACING_P90_LIMIT_US:g} us", "not measured", None)
+        return row
+    deviations: list[float] = []
+    spans: list[float] = []
+    complete = True
+    for number in range(1, PACING_RUNS + 1):
+        times, note = _capture_one_run(bench, tcpdump, address)
+        gaps = [(later - earlier) / 1000 for earlier, later in itertools.pairwise(times)]
+        deviations += [abs(gap - PACING_INTERVAL_US) for gap in gaps]
+        if len(times) == PACING_COUNT:
+            spans.append((times[-1] - times[0]) / 1000)
+        else:
+            complete = False
+        span = f"{(times[-1] - times[0]) / 1000:.0f} us" if len(times) > 1 else "-"
+        print(
+            f"  run {number}: {len(times)} packets, span {span}, gaps us [{_fmt(gaps)}]"
+            + (f" ({note})" if note else ""),
+            flush=True,
+        )
+    p90 = percentile(deviations, 0.9)
+    worst = max(deviations, default=float("nan"))
+    row.trio_ping = f"gaps off 1 ms by p90 {p90:.0f} us, max {worst:.0f} us; spans {_fmt(spans)} us"
+    row.reference = "tcpdump -i c0 (kernel timestamps)"
+    row.check(
+        f"p90 of abs(gap - 1 ms) <= {PACING_P90_LIMIT_US:g} us",
+        f"{p90:.0f} us",
+        p90 <= PACING_P90_LIMIT_US if complete else False,
+    )
+    span_target = (PACING_COUNT - 1) * PACING_INTERVAL_US
+    worst_span = max(spans, key=lambda span: abs(span - span_target), default=float("nan"))
+    row.check(
+        f"span 9 ms +- {PACING_SPAN_TOLERANCE_US / 1000:g} ms (every run)",
+        f"worst {worst_span / 1000:.3f} ms",
+        abs(worst_span - span_target) <= PACING_SPAN_TOLERANCE_US if complete else False,
+    )
+    return row
+
+
+# -- f: start-up ------------------------------------------------------------------------
+
+
+def _timed(argv: Sequence[str], env: dict[str, str]) -> tuple[float, bytes, int]:
+    start = time.perf_counter()
+    completed = subprocess.run(argv, capture_output=True, env=env, check=False, timeout=60)
+    return time.perf_counter() - start, completed.stdout, completed.returncode
+
+
+def run_startup(bench: Bench) -> Row:
+    """Case f: a whole trio-ping run to loopback against ``python -c 'import trio'``.
+
+    Both run under ``ip netns exec`` in the client namespace; that wrapper's own cost
+    (``ip netns exec NS true``) is measured too and taken off both before the ratio.
+    """
+    repeats = 5 if bench.quick else 10
+    target = f"{addresses.LOOPBACK},1,1"
+    commands = {
+        "trio-ping": bench.trio_ping_in_client(target),
+        "import trio": bench.in_client([bench.python, "-c", "import trio"]),
+        "netns exec": bench.in_client(["true"]),
+    }
+    print(
+        f"\n== f: start-up: '{' '.join(bench.trio_ping)} {target}' vs "
+        f"'{bench.python} -c \"import trio\"', interleaved, median of {repeats} runs each "
+        "(after 2 warm-ups)",
+        flush=True,
+    )
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    bad_runs = 0
+    for repeat in range(repeats + 2):
+        for name, argv in commands.items():
+            elapsed, stdout, returncode = _timed(argv, bench.env)
+            if name == "trio-ping" and (
+                returncode != 0 or not parse_trio_ping(stdout, {addresses.LOOPBACK: 1}).clean
+            ):
+                bad_runs += 1
+            if repeat >= 2:
+                times[name].append(elapsed * 1000)
+    for name, values in times.items():
+        print(f"  {name}: median {median(values):.1f} ms [{_fmt(values)}]", flush=True)
+    trio, python, wrapper = (median(times[name]) for name in commands)
+    raw = ratio(trio, python)
+    net = ratio(trio - wrapper, python - wrapper)
+    print(
+        f"  ratio {raw or float('nan'):.2f}x as measured; {net or float('nan'):.2f}x without "
+        f"the {wrapper:.1f} ms of 'ip netns exec'",
+        flush=True,
+    )
+    row = Row(f"f start-up x {repeats}")
+    row.trio_ping = f"median {trio:.1f} ms ({trio - wrapper:.1f} ms net)"
+    row.reference = f"import trio {python:.1f} ms ({python - wrapper:.1f} ms net)"
+    if bad_runs:
+        row.notes.append(f"{bad_runs} trio-ping runs did not answer cleanly")
+    row.check(
+        f"net ratio <= {STARTUP_RATIO_LIMIT:g}x",
+        f"{net:.2f}x (raw {raw:.2f}x)" if net is not None and raw is not None else "n/a",
+        None if net is None else net <= STARTUP_RATIO_LIMIT and not bad_runs,
+    )
+    return row
