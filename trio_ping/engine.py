@@ -188,23 +188,29 @@ class SocketEngine:
         """Send every request when it is due, in due order; never returns."""
         sent = 0
         while True:
+            now = trio.current_time()
             due = self._schedule.next_due()
-            if due > trio.current_time() + _SEND_EARLY:
+            if due > now + _SEND_EARLY:
                 self._pacing_target = due
                 with trio.CancelScope() as self._pacing_scope:
                     await self._sleep_until(due)
                 self._pacing_scope = None
                 self._pacing_target = math.inf
                 continue
-            popped = self._schedule.pop_due(math.inf)
-            assert popped is not None  # next_due() was finite
+            popped = self._schedule.pop_due(max(now, due))
+            assert popped is not None  # it was due
             session, seq = popped
-            await self._send(session, seq)
+            await self._send(session, seq, now)
             sent += 1
             if sent % _SENDS_BETWEEN_CHECKPOINTS == 0:
                 await trio.lowlevel.checkpoint()  # let replies in during a burst
 
-    async def _send(self, session: Session, seq: int) -> None:
+    async def _send(self, session: Session, seq: int, sent_at: float) -> None:
+        """Send one request; ``sent_at`` was read just before, on the scheduling clock.
+
+        Read before the send, (now - sent_at) bounds the true RTT from above even if the
+        task is preempted around the send: round_trip_us relies on it.
+        """
         if session.request_type == icmp.TIMESTAMP_REQUEST:
             originate = ms_since_midnight(time.time_ns())
             packet = icmp.encode_timestamp_request(session.ident, seq, originate)
@@ -212,9 +218,6 @@ class SocketEngine:
         else:
             packet = icmp.encode_echo_request(session.ident, seq, session.payload, ipv6=self._ipv6)
             fingerprint = session.payload
-        # Read before the send, so that (now - sent_at) bounds the true RTT from above even
-        # if the task is preempted around the send: round_trip_us relies on it.
-        sent_at = trio.current_time()
         try:
             sent_ns = await self._socket.send(packet, session.address)
         except OSError as exc:
@@ -237,27 +240,31 @@ class SocketEngine:
     async def receive_loop(self) -> None:
         """Read the socket whenever it is readable and settle the probes it answers."""
         while True:
-            for datagram in await self._socket.receive_batch():
-                self._on_datagram(datagram)
+            batch = await self._socket.receive_batch()
+            now = trio.current_time()  # read after the receive: see round_trip_us
+            for datagram in batch:
+                self._on_datagram(datagram, now)
 
-    def _on_datagram(self, datagram: Datagram) -> None:
+    def _on_datagram(self, datagram: Datagram, now: float) -> None:
         try:
             message = self._socket.decode(datagram)
         except icmp.MalformedPacket:
             self.malformed += 1
             return
         if type(message) is icmp.EchoReply or type(message) is icmp.TimestampReply:
-            self._on_reply(message, datagram)
+            self._on_reply(message, datagram, now)
         elif type(message) is icmp.ErrorReport:
             self._on_error(message)
         # Requests (our own, looped back, or another pinger's) and other ICMP: not ours.
 
-    def _on_reply(self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram) -> None:
+    def _on_reply(
+        self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram, now: float
+    ) -> None:
         key = (message.source, message.request_type, self._ident_of(message), message.seq)
         verdict, probe = self._tracker.on_reply(key, message.fingerprint)
         if verdict is Verdict.ANSWERED:
             assert probe is not None
-            rtt_us = round_trip_us(probe, datagram.timestamp_ns, trio.current_time())
+            rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
             result = PingResult(
                 probe.owner.address,
                 probe.seq,

@@ -34,6 +34,8 @@ RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY_SIZE: Final = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(4)
 _RECEIVE_SIZE: Final = 65535
+# A plain int: socket.MSG_TRUNC is an IntFlag, and its "&" is a slow Python call per packet.
+_MSG_TRUNC: Final = int(socket.MSG_TRUNC)
 _ENOBUFS_RETRIES: Final = 50
 _ENOBUFS_BACKOFF: Final = 0.001
 
@@ -157,7 +159,7 @@ class IcmpSocket:
                 await trio.lowlevel.wait_readable(self._sock)
                 waited = True
                 continue
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 continue  # larger than any reply to our requests: not ours
             batch.append(_datagram(bytes(self._buffer[:size]), address[0], ancillary))
         if not waited:

@@ -12,7 +12,6 @@ targets they ping at once.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -110,11 +109,10 @@ class Pinger:
                 raise ValueError(f"count must be at least 1, got {count}")
             if not interval > 0 or not timeout > 0:
                 raise ValueError("interval and timeout must be positive")
-            ip = ipaddress.ip_address(address)
-            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            family, packed = _parse_address(address)
             return self._engine(family).start(
-                str(ip),
-                ip.packed,
+                socket.inet_ntop(family, packed),
+                packed,
                 count=count,
                 interval=interval,
                 timeout=timeout,
@@ -155,6 +153,16 @@ class Pinger:
         for close in reversed(self._closers):
             close()
         self._closers.clear()
+
+
+def _parse_address(address: str) -> tuple[socket.AddressFamily, bytes]:
+    """The family and packed form of an IP address in text (inet_pton: strict, and fast)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return family, socket.inet_pton(family, address)
+        except OSError:
+            continue
+    raise ValueError(f"not an IP address: {address!r}")
 
 
 @asynccontextmanager

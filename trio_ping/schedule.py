@@ -39,7 +39,13 @@ class Schedule(Generic[T]):
         return len(self._heap)
 
     def add(self, owner: T, *, start: float, interval: float, count: int) -> Plan[T]:
-        """Plan ``count`` requests for ``owner``, the first at ``start``."""
+        """Plan ``count`` requests for ``owner``, the first at ``start``.
+
+        Raises:
+            ValueError: ``count`` is below 1.
+        """
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
         plan = Plan(owner, start, interval, count)
         heapq.heappush(self._heap, (start, next(self._order), 0, plan))
         return plan
@@ -55,10 +61,17 @@ class Schedule(Generic[T]):
         return self._heap[0][0] if self._heap else float("inf")
 
     def pop_due(self, now: float) -> tuple[T, int] | None:
-        """The earliest request if it is due at ``now``, as (owner, sequence), else None."""
-        if self.next_due() > now:
+        """The earliest request if it is due at ``now``, as (owner, sequence), else None.
+
+        A target's first request popped after its planned start moves the start to
+        ``now``: when the loop was busy and the first request leaves late, the rest keep
+        whole intervals from when it left, instead of the second following too soon.
+        """
+        if not self._heap or self.next_due() > now:
             return None
         _, _, seq, plan = self._heap[0]
+        if seq == 0 and now > plan.start:
+            plan.start = now
         if seq + 1 < plan.count:
             due = plan.start + (seq + 1) * plan.interval
             heapq.heapreplace(self._heap, (due, next(self._order), seq + 1, plan))

@@ -1,0 +1,253 @@
+"""An in-memory ICMP socket whose peer is scripted per test, on trio's (virtual) clock.
+
+:class:`FakeIcmpSocket` stands in for :class:`trio_ping.icmp_socket.IcmpSocket` exactly
+where the engine touches it (``family``, ``send``, ``receive_batch``, ``decode``,
+``close``). Every request the engine sends is recorded with the trio time it left, and
+handed to a *peer*: a function that returns what the network sends back and after how
+long. Deliveries wait in a heap; ``receive_batch`` parks until the earliest is due, so
+trio's autojump clock can run a test of many seconds in an instant.
+
+The datagrams are real bytes (built with :mod:`tests.lab.packets`) and are decoded by the
+real ``IcmpSocket.decode``, so the engine sees exactly what a raw socket would give it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import socket
+import struct
+from collections.abc import Callable, Iterable
+
+import attrs
+import trio
+
+from tests.lab import packets
+from trio_ping import icmp
+from trio_ping.icmp_socket import Datagram, IcmpSocket
+
+LOCAL = "192.0.2.100"
+"""Our own address, as the fake network sees it."""
+LOCAL6 = "2001:db8::100"
+
+SOCKET_IDENT = 0x4242
+"""The identifier a datagram socket's kernel puts in every request (its local port)."""
+
+_ICMP_HEADER = struct.Struct("!BBHHH")
+
+
+def to_ns(seconds: float) -> int:
+    """A trio time as the fake's nanosecond stamps have it."""
+    return int(seconds * 1e9)
+
+
+@attrs.frozen
+class Sent:
+    """One request the engine handed to the socket."""
+
+    time: float
+    """trio's clock when ``send`` was called."""
+    packet: bytes
+    """The ICMP message, without IP header."""
+    address: str
+
+    @property
+    def type(self) -> int:
+        return self.packet[0]
+
+    @property
+    def ident(self) -> int:
+        return int(_ICMP_HEADER.unpack_from(self.packet)[3])
+
+    @property
+    def seq(self) -> int:
+        return int(_ICMP_HEADER.unpack_from(self.packet)[4])
+
+    @property
+    def payload(self) -> bytes:
+        return self.packet[8:]
+
+
+@attrs.frozen
+class Delivery:
+    """Something the network delivers to our socket ``delay`` seconds after a send."""
+
+    delay: float
+    data: bytes
+    """As a raw socket returns it: with IPv4 header for IPv4, without for ICMPv6."""
+    source: str
+    kernel_timestamp: bool = True
+
+
+Peer = Callable[[Sent], Iterable[Delivery]]
+"""The network's answer to one request; raise OSError to have the kernel refuse the send."""
+
+
+class FakeIcmpSocket(IcmpSocket):
+    """An ICMP socket with a scripted network behind it. No file descriptor, no I/O."""
+
+    def __init__(
+        self,
+        peer: Peer,
+        family: socket.AddressFamily = socket.AF_INET,
+        *,
+        raw: bool = True,
+        epoch_ns: int = 0,
+    ) -> None:
+        """Answer every request as ``peer`` says; ``family`` picks the codec, as for real.
+
+        With ``raw=False`` it behaves as a Linux ICMP datagram ("ping") socket: the kernel
+        puts the socket's own identifier (:data:`SOCKET_IDENT`) in every request, and
+        hands over only Echo Replies carrying it, without their IP header. Peers still
+        answer with whole IPv4 datagrams. ``epoch_ns`` is what CLOCK_REALTIME read when
+        trio's clock read 0: the fake's send and receive stamps are on that clock.
+        """
+        # No super().__init__(): there is no real socket to configure.
+        self.family = family
+        self.raw = raw
+        self.rewrites_ident = not raw
+        self.epoch_ns = epoch_ns
+        self.peer = peer
+        self.sent: list[Sent] = []
+        """Every request the kernel took, in order."""
+        self.refused: list[Sent] = []
+        """Every request the peer had the kernel refuse."""
+        self.closed = False
+        self._pending: list[tuple[float, int, Datagram]] = []
+        self._order = itertools.count()
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def fileno(self) -> int:
+        """There is none: the fake is never waited on directly."""
+        raise OSError("FakeIcmpSocket has no file descriptor")
+
+    async def send(self, packet: bytes, address: str) -> int:
+        """Record the request, ask the peer what comes back, and schedule it."""
+        if self.closed:
+            raise trio.ClosedResourceError
+        if not self.raw:
+            packet = _with_ident(packet, SOCKET_IDENT)
+        sent = Sent(trio.current_time(), packet, address)
+        try:
+            deliveries = list(self.peer(sent))
+        except OSError:
+            self.refused.append(sent)
+            raise
+        self.sent.append(sent)
+        for delivery in deliveries:
+            self.deliver(delivery)
+        return self.epoch_ns + to_ns(sent.time)
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Have ``delivery`` arrive ``delivery.delay`` seconds from now."""
+        due = trio.current_time() + delivery.delay
+        data = delivery.data
+        hop_limit: int | None = None
+        if self.family == socket.AF_INET6:
+            hop_limit = 64
+        elif not self.raw:
+            # What a ping socket passes on: Echo Replies to its identifier, IP header off.
+            header_length = (data[0] & 0x0F) * 4 if data else 0
+            packet = data[header_length:]
+            if len(data) < 20 or len(packet) < 8 or packet[0] != icmp.ECHO_REPLY:
+                return
+            if _ICMP_HEADER.unpack_from(packet)[3] != SOCKET_IDENT:
+                return
+            data, hop_limit = packet, data[8]
+        datagram = Datagram(
+            data,
+            delivery.source,
+            self.epoch_ns + to_ns(due),
+            delivery.kernel_timestamp,
+            hop_limit,
+        )
+        heapq.heappush(self._pending, (due, next(self._order), datagram))
+        self._lot.unpark_all()
+
+    async def receive_batch(self, limit: int = 256) -> list[Datagram]:
+        """Wait until a delivery is due, then return every one that is (up to ``limit``)."""
+        while True:
+            if self.closed:
+                raise trio.ClosedResourceError
+            now = trio.current_time()
+            if self._pending and self._pending[0][0] <= now:
+                batch: list[Datagram] = []
+                while self._pending and self._pending[0][0] <= now and len(batch) < limit:
+                    batch.append(heapq.heappop(self._pending)[2])
+                await trio.lowlevel.checkpoint()
+                return batch
+            next_due = self._pending[0][0] if self._pending else math.inf
+            with trio.move_on_at(next_due):
+                await self._lot.park()
+
+    def close(self) -> None:
+        """Mark closed and wake a waiting receiver."""
+        self.closed = True
+        self._lot.unpark_all()
+
+
+def _with_ident(packet: bytes, ident: int) -> bytes:
+    """``packet`` with another identifier and, as the kernel does, a fixed-up checksum."""
+    packet = packet[:2] + b"\0\0" + ident.to_bytes(2, "big") + packet[6:]
+    return packet[:2] + icmp.checksum(packet).to_bytes(2, "big") + packet[4:]
+
+
+# What a peer sends back ------------------------------------------------------------------
+
+
+def reply_bytes(
+    sent: Sent,
+    *,
+    ident: int | None = None,
+    seq: int | None = None,
+    payload: bytes | None = None,
+    source: str | None = None,
+    options: bytes = b"",
+    ttl: int = 64,
+) -> bytes:
+    """The Echo Reply datagram a host sends for ``sent``, with any field changed."""
+    reply = packets.echo_reply(
+        sent.ident if ident is None else ident,
+        sent.seq if seq is None else seq,
+        sent.payload if payload is None else payload,
+    )
+    return packets.ipv4_datagram(source or sent.address, LOCAL, reply, ttl=ttl, options=options)
+
+
+def timestamp_reply_bytes(
+    sent: Sent, *, receive: int, transmit: int, originate: int | None = None
+) -> bytes:
+    """The Timestamp Reply datagram for the Timestamp Request ``sent``."""
+    echoed = int.from_bytes(sent.packet[8:12], "big") if originate is None else originate
+    reply = packets.timestamp_reply(sent.ident, sent.seq, echoed, receive, transmit)
+    return packets.ipv4_datagram(sent.address, LOCAL, reply)
+
+
+def reply6_bytes(sent: Sent, *, payload: bytes | None = None) -> bytes:
+    """The ICMPv6 Echo Reply for ``sent``, as a raw ICMPv6 socket delivers it (no IP header)."""
+    body = sent.payload if payload is None else payload
+    return struct.pack("!BBHHH", icmp.ICMPV6_ECHO_REPLY, 0, 0, sent.ident, sent.seq) + body
+
+
+def error_bytes(
+    sent: Sent, message_type: int, code: int, router: str, *, quote: int = 576
+) -> bytes:
+    """An ICMP error from ``router`` quoting ``sent`` as it left us (IP header and all)."""
+    original = packets.ipv4_datagram(LOCAL, sent.address, sent.packet)
+    error = packets.error_quoting(message_type, code, original, quote)
+    return packets.ipv4_datagram(router, LOCAL, error, ttl=255)
+
+
+def echo(delay: float) -> Peer:
+    """A host that answers every request correctly after ``delay`` seconds."""
+
+    def peer(sent: Sent) -> list[Delivery]:
+        return [Delivery(delay, reply_bytes(sent), sent.address)]
+
+    return peer
+
+
+def silent(sent: Sent) -> list[Delivery]:
+    """A host that never answers."""
+    return []

@@ -1,0 +1,118 @@
+"""Target.parse: the ``ADDRESS,COUNT,INTERVAL_MS`` contract, every form it takes or refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from trio_ping.targets import MAX_COUNT, MAX_INTERVAL_MS, Target, TargetError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1.1.1.1,3,1000", Target("1.1.1.1", 3, 1000)),
+        ("127.0.0.1,1,1", Target("127.0.0.1", 1, 1)),
+        ("10.0.0.1,10,1000", Target("10.0.0.1", MAX_COUNT, MAX_INTERVAL_MS)),
+        (" 192.0.2.1 , 3 , 100 ", Target("192.0.2.1", 3, 100)),
+        ("\t192.0.2.1,\t3\t,100\t", Target("192.0.2.1", 3, 100)),
+        ("192.0.2.1,3,100\r", Target("192.0.2.1", 3, 100)),
+        ("192.0.2.1,3,100\r\n", Target("192.0.2.1", 3, 100)),
+        ("192.0.2.1,3,100\n", Target("192.0.2.1", 3, 100)),
+        ("255.255.255.255,1,1", Target("255.255.255.255", 1, 1)),
+        ("0.0.0.0,1,1", Target("0.0.0.0", 1, 1)),
+    ],
+)
+def test_valid_targets(text: str, expected: Target) -> None:
+    assert Target.parse(text) == expected
+
+
+def test_fields_are_normalised_to_plain_values() -> None:
+    target = Target.parse("  203.0.113.9 ,\t7,  250 \r")
+    assert target.address == "203.0.113.9"
+    assert (type(target.count), type(target.interval_ms)) == (int, int)
+    assert (target.count, target.interval_ms) == (7, 250)
+
+
+def _count(text: str) -> str:
+    return f"count must be a whole number from 1 to 10, got {text!r}"
+
+
+def _interval(text: str) -> str:
+    return f"interval must be a whole number from 1 to 1000 ms, got {text!r}"
+
+
+def _address(text: str) -> str:
+    return f"address must be an IPv4 address such as 192.0.2.1, got {text!r}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # COUNT: a whole number 1..10, ASCII digits only.
+        ("192.0.2.1,0,100", _count("0")),
+        ("192.0.2.1,11,100", _count("11")),
+        ("192.0.2.1,1_0,100", _count("1_0")),
+        ("192.0.2.1,+3,100", _count("+3")),
+        ("192.0.2.1,-1,100", _count("-1")),
+        ("192.0.2.1,abc,100", _count("abc")),
+        ("192.0.2.1,,100", _count("")),
+        ("192.0.2.1,3.0,100", _count("3.0")),
+        ("192.0.2.1,1 0,100", _count("1 0")),
+        ("192.0.2.1,\u0663,100", _count("\u0663")),  # ARABIC-INDIC DIGIT THREE: int() takes it
+        ("192.0.2.1,99999999999999999999,100", _count("99999999999999999999")),
+        # INTERVAL_MS: a whole number 1..1000.
+        ("192.0.2.1,3,0", _interval("0")),
+        ("192.0.2.1,3,1001", _interval("1001")),
+        ("192.0.2.1,3,", _interval("")),
+        ("192.0.2.1,3,1e3", _interval("1e3")),
+        ("192.0.2.1,3,0x10", _interval("0x10")),
+        ("192.0.2.1,3,10ms", _interval("10ms")),
+        # ADDRESS: strictly an IPv4 address.
+        ("1.2.3,3,100", _address("1.2.3")),
+        ("01.2.3.4,3,100", _address("01.2.3.4")),
+        ("256.1.1.1,3,100", _address("256.1.1.1")),
+        ("127.1,3,100", _address("127.1")),
+        ("1.2.3.4.5,3,100", _address("1.2.3.4.5")),
+        ("example.com,3,100", _address("example.com")),
+        ("::1,3,100", _address("::1")),
+        ("0x7f.0.0.1,3,100", _address("0x7f.0.0.1")),
+        ("192.0.2.1/32,3,100", _address("192.0.2.1/32")),
+        (",3,100", _address("")),
+    ],
+)
+def test_rejections_name_the_field_and_quote_it(text: str, message: str) -> None:
+    with pytest.raises(TargetError) as caught:
+        Target.parse(text)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "expected ADDRESS,COUNT,INTERVAL_MS (3 fields), got 1 in ''"),
+        ("192.0.2.1", "expected ADDRESS,COUNT,INTERVAL_MS (3 fields), got 1 in '192.0.2.1'"),
+        ("192.0.2.1,3", "expected ADDRESS,COUNT,INTERVAL_MS (3 fields), got 2 in '192.0.2.1,3'"),
+        (
+            " 192.0.2.1,3,100,5 \r\n",
+            "expected ADDRESS,COUNT,INTERVAL_MS (3 fields), got 4 in '192.0.2.1,3,100,5'",
+        ),
+        (
+            "192.0.2.1;3;100",
+            "expected ADDRESS,COUNT,INTERVAL_MS (3 fields), got 1 in '192.0.2.1;3;100'",
+        ),
+    ],
+)
+def test_wrong_field_count(text: str, message: str) -> None:
+    with pytest.raises(TargetError) as caught:
+        Target.parse(text)
+    assert str(caught.value) == message
+
+
+def test_address_is_checked_before_count_and_interval() -> None:
+    with pytest.raises(TargetError, match=r"^address"):
+        Target.parse("nonsense,0,0")
+
+
+def test_target_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="count"):
+        Target.parse("192.0.2.1,0,1")
