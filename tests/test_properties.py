@@ -270,7 +270,7 @@ def test_icmpv6_round_trip(ident: int, seq: int, payload: bytes) -> None:
     )
     reply = bytes([icmp.ICMPV6_ECHO_REPLY]) + request[1:]
     assert icmp.parse_icmpv6(reply, source=SOURCE6, hop_limit=3) == icmp.EchoReply(
-        SOURCE6, 3, ident, seq, payload
+        SOURCE6, 3, ident, seq, payload, icmp.ICMPV6_ECHO_REQUEST
     )
 
 

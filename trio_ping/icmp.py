@@ -277,9 +277,7 @@ def parse_icmpv6(packet: bytes, *, source: bytes, hop_limit: int | None) -> Mess
         raise MalformedPacket(f"ICMPv6 message of {len(packet)} bytes is truncated")
     message_type, code, _, ident, seq = _HEADER.unpack_from(packet)
     if message_type == ICMPV6_ECHO_REPLY:
-        return EchoReply(
-            source, hop_limit, ident, seq, packet[HEADER_LENGTH:], ICMPV6_ECHO_REQUEST
-        )
+        return EchoReply(source, hop_limit, ident, seq, packet[HEADER_LENGTH:], ICMPV6_ECHO_REQUEST)
     if message_type == ICMPV6_ECHO_REQUEST:
         return Request(source, message_type, ident, seq)
     if message_type in (
