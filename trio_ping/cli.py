@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import enum
 import errno
+import gc
 import math
 import os
 import signal
@@ -180,6 +181,7 @@ def parse_arguments(argv: Sequence[str] | None) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    _tune_garbage_collection()
     config = parse_arguments(argv)
     if not config.targets and sys.stdin is not None and sys.stdin.isatty():
         sys.stderr.write(
@@ -193,6 +195,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C before the signal handler was in place
         run.signal_number = signal.SIGINT
     return run.exit_status()
+
+
+def _tune_garbage_collection() -> None:
+    """Collect less often: a run makes many short-lived objects and next to no cycles.
+
+    CPython's collector still walks every long-lived object (trio's, the modules') each
+    time enough new ones pile up: measured at a quarter of the CPU of a 10,000 x 3 run.
+    Freezing what start-up made takes those out of every pass, and a higher first
+    threshold makes passes rarer. A process-wide choice, so the command makes it, never
+    the library.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 async def _run(config: Config, run: Run) -> None:
