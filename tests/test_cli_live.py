@@ -114,7 +114,8 @@ def test_bad_lines_are_one_line_errors_and_the_rest_still_run(lab: Lab) -> None:
     assert outcome.status == 2
     assert outcome.stderr_lines == [
         "trio-ping: line 2: count must be a whole number from 1 to 10, got '11'",
-        "trio-ping: line 6: address must be an IPv4 address such as 192.0.2.1, got '1.2.3'",
+        "trio-ping: line 6: address must be an IPv4 or IPv6 address or a host name, "
+        "such as 192.0.2.1, 2001:db8::1 or example.net, got '1.2.3'",
         "trio-ping: line 7: interval must be a whole number from 1 to 1000 ms, got '0'",
         "trio-ping: line 8: expected ADDRESS,COUNT,INTERVAL_MS (3 fields), got 1 in 'nonsense'",
     ]

@@ -513,4 +513,4 @@ def test_target_parse_round_trip(
     address: ipaddress.IPv4Address, count: int, interval: int, space: str, end: str
 ) -> None:
     text = f"{space}{address}{space},{space}{count},{interval}{space}{end}"
-    assert Target.parse(text) == Target(str(address), count, interval)
+    assert Target.parse(text) == Target(str(address), str(address), count, interval)

@@ -10,16 +10,24 @@ from trio_ping.targets import MAX_COUNT, MAX_INTERVAL_MS, Target, TargetError
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("1.1.1.1,3,1000", Target("1.1.1.1", 3, 1000)),
-        ("127.0.0.1,1,1", Target("127.0.0.1", 1, 1)),
-        ("10.0.0.1,10,1000", Target("10.0.0.1", MAX_COUNT, MAX_INTERVAL_MS)),
-        (" 192.0.2.1 , 3 , 100 ", Target("192.0.2.1", 3, 100)),
-        ("\t192.0.2.1,\t3\t,100\t", Target("192.0.2.1", 3, 100)),
-        ("192.0.2.1,3,100\r", Target("192.0.2.1", 3, 100)),
-        ("192.0.2.1,3,100\r\n", Target("192.0.2.1", 3, 100)),
-        ("192.0.2.1,3,100\n", Target("192.0.2.1", 3, 100)),
-        ("255.255.255.255,1,1", Target("255.255.255.255", 1, 1)),
-        ("0.0.0.0,1,1", Target("0.0.0.0", 1, 1)),
+        ("1.1.1.1,3,1000", Target("1.1.1.1", "1.1.1.1", 3, 1000)),
+        ("127.0.0.1,1,1", Target("127.0.0.1", "127.0.0.1", 1, 1)),
+        ("10.0.0.1,10,1000", Target("10.0.0.1", "10.0.0.1", MAX_COUNT, MAX_INTERVAL_MS)),
+        (" 192.0.2.1 , 3 , 100 ", Target("192.0.2.1", "192.0.2.1", 3, 100)),
+        ("\t192.0.2.1,\t3\t,100\t", Target("192.0.2.1", "192.0.2.1", 3, 100)),
+        ("192.0.2.1,3,100\r", Target("192.0.2.1", "192.0.2.1", 3, 100)),
+        ("192.0.2.1,3,100\r\n", Target("192.0.2.1", "192.0.2.1", 3, 100)),
+        ("192.0.2.1,3,100\n", Target("192.0.2.1", "192.0.2.1", 3, 100)),
+        ("255.255.255.255,1,1", Target("255.255.255.255", "255.255.255.255", 1, 1)),
+        ("0.0.0.0,1,1", Target("0.0.0.0", "0.0.0.0", 1, 1)),
+        # IPv6 literals are normalised; host names wait for the resolver.
+        ("::1,1,1", Target("::1", "::1", 1, 1)),
+        ("FD00:202::0001,2,5", Target("FD00:202::0001", "fd00:202::1", 2, 5)),
+        ("::ffff:192.0.2.1,1,1", Target("::ffff:192.0.2.1", "::ffff:192.0.2.1", 1, 1)),
+        ("localhost,3,100", Target("localhost", None, 3, 100)),
+        ("example.com,3,100", Target("example.com", None, 3, 100)),
+        ("example.com.,3,100", Target("example.com.", None, 3, 100)),
+        ("my-host_1.example,1,1", Target("my-host_1.example", None, 1, 1)),
     ],
 )
 def test_valid_targets(text: str, expected: Target) -> None:
@@ -28,7 +36,7 @@ def test_valid_targets(text: str, expected: Target) -> None:
 
 def test_fields_are_normalised_to_plain_values() -> None:
     target = Target.parse("  203.0.113.9 ,\t7,  250 \r")
-    assert target.address == "203.0.113.9"
+    assert (target.host, target.address) == ("203.0.113.9", "203.0.113.9")
     assert (type(target.count), type(target.interval_ms)) == (int, int)
     assert (target.count, target.interval_ms) == (7, 250)
 
@@ -42,7 +50,10 @@ def _interval(text: str) -> str:
 
 
 def _address(text: str) -> str:
-    return f"address must be an IPv4 address such as 192.0.2.1, got {text!r}"
+    return (
+        "address must be an IPv4 or IPv6 address or a host name, such as 192.0.2.1, "
+        f"2001:db8::1 or example.net, got {text!r}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -67,14 +78,21 @@ def _address(text: str) -> str:
         ("192.0.2.1,3,1e3", _interval("1e3")),
         ("192.0.2.1,3,0x10", _interval("0x10")),
         ("192.0.2.1,3,10ms", _interval("10ms")),
-        # ADDRESS: strictly an IPv4 address.
+        # ADDRESS: strictly an IP address, or a host name that no resolver could mistake
+        # for an IPv4 address in an old form (inet_aton reads "1.2.3" as 1.2.0.3).
         ("1.2.3,3,100", _address("1.2.3")),
         ("01.2.3.4,3,100", _address("01.2.3.4")),
         ("256.1.1.1,3,100", _address("256.1.1.1")),
         ("127.1,3,100", _address("127.1")),
         ("1.2.3.4.5,3,100", _address("1.2.3.4.5")),
-        ("example.com,3,100", _address("example.com")),
-        ("::1,3,100", _address("::1")),
+        ("0x7f,3,100", _address("0x7f")),
+        ("10.0.0.256,3,100", _address("10.0.0.256")),
+        ("-bad.example,3,100", _address("-bad.example")),
+        ("a..b,3,100", _address("a..b")),
+        ("fe80::1%eth0,3,100", _address("fe80::1%eth0")),
+        ("1::2::3,3,100", _address("1::2::3")),
+        ("host name,3,100", _address("host name")),
+        (f"{'a' * 64}.example,3,100", _address(f"{'a' * 64}.example")),
         ("0x7f.0.0.1,3,100", _address("0x7f.0.0.1")),
         ("192.0.2.1/32,3,100", _address("192.0.2.1/32")),
         (",3,100", _address("")),
@@ -110,7 +128,7 @@ def test_wrong_field_count(text: str, message: str) -> None:
 
 def test_address_is_checked_before_count_and_interval() -> None:
     with pytest.raises(TargetError, match=r"^address"):
-        Target.parse("nonsense,0,0")
+        Target.parse("non sense,0,0")
 
 
 def test_target_error_is_a_value_error() -> None:

@@ -13,6 +13,7 @@ import gc
 import math
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
@@ -22,17 +23,21 @@ import attrs
 import trio
 
 from trio_ping import __version__
+from trio_ping.engine import Session
 from trio_ping.icmp_socket import SocketPermissionError
 from trio_ping.output import (
     Formatter,
     OutputClosed,
     format_csv,
     format_timestamp_csv,
+    json_formatter,
+    write_all,
     write_results,
 )
-from trio_ping.pinger import DEFAULT_TIMEOUT, Pinger, open_pinger
+from trio_ping.pinger import DEFAULT_TIMEOUT, Pinger, open_pinger, resolve
 from trio_ping.results import PingResult, Status
-from trio_ping.targets import Target, TargetError
+from trio_ping.summary import TargetStatistics
+from trio_ping.targets import Target, TargetError, normalise_ip
 
 PROGRAM = "trio-ping"
 
@@ -42,12 +47,14 @@ _REFUSED_DESTINATION = frozenset({errno.EACCES, errno.EPERM, errno.EINVAL, errno
 
 _EPILOG = """\
 examples:
-  trio-ping "192.0.2.1,3,1000"             3 requests, 1 s apart
-  trio-ping 192.0.2.1,5,200 192.0.2.2,5,200   two targets at once
-  printf '192.0.2.1,3,10\\n192.0.2.9,1,1\\n' | trio-ping   targets from stdin
+  trio-ping "192.0.2.1,3,1000"                3 requests, 1 s apart
+  trio-ping 192.0.2.1,5,200 2001:db8::1,5,200  two targets at once
+  printf '192.0.2.1,3,10\\nexample.net,1,1\\n' | trio-ping   targets from stdin
+  trio-ping --json --summary localhost,3,100  JSON lines, then a summary event
 
 output: one line per request, ADDRESS,SEQ,RTT_US (RTT in microseconds, -1 when
 no valid reply came within the timeout), written as each result is known.
+--timestamp: ADDRESS,SEQ,RTT_US,ORIGINATE_MS,RECEIVE_MS,TRANSMIT_MS,OFFSET_MS.
 
 exit status: 0 all requests answered, 1 some unanswered, 2 bad input or a socket,
 permission or send error, 130 interrupted (SIGINT), 143 terminated (SIGTERM),
@@ -74,6 +81,9 @@ class Config:
     timeout: float
     verbose: bool
     timestamp: bool
+    json: bool
+    summary: bool
+    family: socket.AddressFamily
 
 
 @attrs.define
@@ -87,7 +97,9 @@ class Run:
     errors: int = 0
     signal_number: int | None = None
     output_closed: bool = False
-    _refused: set[str] = attrs.field(factory=set)
+    statistics: dict[tuple[str, str], TargetStatistics] | None = None
+    """Per (target, address), when a summary was asked for."""
+    _said: set[str] = attrs.field(factory=set)
 
     def error(self, message: str) -> None:
         """Report one problem on one stderr line; the run goes on and exits 2."""
@@ -95,15 +107,24 @@ class Run:
         self.stderr.write(f"{PROGRAM}: {message}\n")
         self.stderr.flush()
 
+    def error_once(self, message: str) -> None:
+        """Report a problem that many lines may share (a socket error) the first time."""
+        if message not in self._said:
+            self._said.add(message)
+            self.error(message)
+        else:
+            self.errors += 1
+
     def observe(self, result: PingResult) -> None:
-        """Count a result towards the exit status, and tell what went wrong with it."""
+        """Count a result towards the exit status and summary; tell what went wrong."""
+        if self.statistics is not None:
+            self.statistics[result.label, result.address].add(result)
         if result.answered:
             return
         self.unanswered += 1
         if result.status is Status.SEND_FAILED:
-            if result.errno in _REFUSED_DESTINATION and result.address not in self._refused:
-                self._refused.add(result.address)
-                self.error(f"cannot send to {result.address}: {result.reason}")
+            if result.errno in _REFUSED_DESTINATION:
+                self.error_once(f"cannot send to {result.address}: {result.reason}")
             elif self.verbose:
                 self.stderr.write(
                     f"{PROGRAM}: {result.address} seq={result.seq}: send failed: {result.reason}\n"
@@ -145,7 +166,8 @@ def parse_arguments(argv: Sequence[str] | None) -> Config:
     """Parse the command line; on a usage error print one line and exit 2."""
     parser = _Parser(
         prog=PROGRAM,
-        description="Send ICMP Echo requests to many targets at once, over one raw socket.",
+        description="Send ICMP Echo (or Timestamp) requests to many targets at once, "
+        "over one socket per address family.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -153,8 +175,9 @@ def parse_arguments(argv: Sequence[str] | None) -> Config:
         "targets",
         nargs="*",
         metavar="TARGET",
-        help="ADDRESS,COUNT,INTERVAL_MS (COUNT 1..10, INTERVAL_MS 1..1000); "
-        "none or '-': read targets from standard input, one per line",
+        help="ADDRESS,COUNT,INTERVAL_MS: ADDRESS an IPv4 or IPv6 address or a host name, "
+        "COUNT 1..10, INTERVAL_MS 1..1000; none or '-': read targets from standard input, "
+        "one per line",
     )
     parser.add_argument(
         "--timeout",
@@ -163,19 +186,41 @@ def parse_arguments(argv: Sequence[str] | None) -> Config:
         metavar="SECONDS",
         help=f"wait this long for each reply, from its send time (default {DEFAULT_TIMEOUT:g})",
     )
+    family = parser.add_mutually_exclusive_group()
+    family.add_argument(
+        "-4", dest="family", action="store_const", const=socket.AF_INET, help="resolve to IPv4"
+    )
+    family.add_argument(
+        "-6", dest="family", action="store_const", const=socket.AF_INET6, help="resolve to IPv6"
+    )
     parser.add_argument(
         "--timestamp",
         action="store_true",
-        help="send ICMP Timestamp requests (type 13) instead of Echo; lines become "
+        help="send ICMP Timestamp requests (IPv4 only) instead of Echo; lines become "
         "ADDRESS,SEQ,RTT_US,ORIGINATE_MS,RECEIVE_MS,TRANSMIT_MS,OFFSET_MS",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per line (schema: README)"
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="after the run, statistics per target on stderr (with --json: summary events)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="report ICMP errors and send errors on stderr"
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
-    arguments = parser.parse_args(argv)
+    # Intermixed: options may follow targets, as in "trio-ping 192.0.2.1,3,10 --json".
+    arguments = parser.parse_intermixed_args(argv)
     return Config(
-        tuple(arguments.targets), arguments.timeout, arguments.verbose, arguments.timestamp
+        targets=tuple(arguments.targets),
+        timeout=arguments.timeout,
+        verbose=arguments.verbose,
+        timestamp=arguments.timestamp,
+        json=arguments.json,
+        summary=arguments.summary,
+        family=arguments.family or socket.AF_UNSPEC,
     )
 
 
@@ -189,7 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"see '{PROGRAM} --help'\n"
         )
         return ExitStatus.ERROR
-    run = Run(sys.stderr, config.verbose, format_timestamp_csv if config.timestamp else format_csv)
+    if config.json:
+        formatter = json_formatter(timestamp=config.timestamp)
+    else:
+        formatter = format_timestamp_csv if config.timestamp else format_csv
+    run = Run(sys.stderr, config.verbose, formatter, statistics={} if config.summary else None)
     try:
         trio.run(_run, config, run)
     except KeyboardInterrupt:  # Ctrl-C before the signal handler was in place
@@ -217,9 +266,30 @@ async def _run(config: Config, run: Run) -> None:
         # The writer ends when every session's channel clone and ours are closed.
         async with open_pinger() as pinger, trio.open_nursery() as work:
             work.start_soon(_write, receive_channel, run, nursery.cancel_scope)
+            starter = _Starter(config, pinger, send_channel, run, work)
             async with send_channel:
-                await _start_targets(config, pinger, send_channel, run)
+                await starter.start_all()
         nursery.cancel_scope.cancel()  # every target is done: stop watching signals
+    if run.statistics is not None and run.signal_number is None and not run.output_closed:
+        starter.count_duplicates()  # only now: duplicates arrive after their first reply
+        _print_summary(config, run)
+
+
+def _print_summary(config: Config, run: Run) -> None:
+    assert run.statistics is not None
+    ordered = sorted(run.statistics.values(), key=lambda statistics: statistics.order)
+    if config.json:
+        import json
+
+        lines = [json.dumps(s.record(), separators=(",", ":")) for s in ordered]
+        try:
+            write_all(sys.stdout.fileno(), "".join(line + "\n" for line in lines))
+        except OutputClosed:
+            run.output_closed = True
+    else:
+        for statistics in ordered:
+            run.stderr.write(statistics.text())
+        run.stderr.flush()
 
 
 async def _watch_signals(run: Run, scope: trio.CancelScope) -> None:
@@ -240,41 +310,100 @@ async def _write(
         scope.cancel()
 
 
-async def _start_targets(
-    config: Config,
-    pinger: Pinger,
-    results: trio.MemorySendChannel[PingResult],
-    run: Run,
-) -> None:
-    """Start each target as soon as it is read; report the ones that cannot run."""
-    socket_failed = False
-    async with aclosing(_target_lines(config.targets, run)) as lines:
-        async for place, text in lines:
-            text = text.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                target = Target.parse(text)
-            except TargetError as exc:
-                run.error(f"{place}: {exc}")
-                continue
-            if socket_failed:
-                continue  # said once already: nothing can be sent
-            try:
-                pinger.start(
-                    target.address,
-                    count=target.count,
-                    interval=target.interval_ms / 1000,
-                    timeout=config.timeout,
-                    results=results.clone(),
-                    timestamp=config.timestamp,
+@attrs.define
+class _Starter:
+    """Starts each target line as soon as it is read; reports the ones that cannot run."""
+
+    config: Config
+    pinger: Pinger
+    results: trio.MemorySendChannel[PingResult]
+    run: Run
+    nursery: trio.Nursery
+    _started: list[tuple[TargetStatistics, Session]] = attrs.field(factory=list)
+    _read: int = 0
+    """Target lines read so far: a summary lists targets in this order."""
+
+    async def start_all(self) -> None:
+        """Read every target (arguments, then stdin where '-' or none) and start it."""
+        async with aclosing(_target_lines(self.config.targets, self.run)) as lines:
+            async for place, text in lines:
+                text = text.strip()
+                if not text or text.startswith("#"):
+                    continue
+                try:
+                    target = Target.parse(text)
+                except TargetError as exc:
+                    self.run.error(f"{place}: {exc}")
+                    continue
+                self._read += 1
+                if target.address is None:
+                    # A name: resolve it in its own task, so a slow resolver holds up
+                    # no other line. Its channel clone keeps the writer waiting for it.
+                    self.nursery.start_soon(
+                        self._resolve_and_start, place, self._read, target, self.results.clone()
+                    )
+                else:
+                    self._start(place, self._read, target, target.address, self.results.clone())
+
+    def count_duplicates(self) -> None:
+        """Add each session's duplicate replies to its target's statistics."""
+        for statistics, session in self._started:
+            statistics.duplicates += session.duplicates
+
+    async def _resolve_and_start(
+        self,
+        place: str,
+        order: int,
+        target: Target,
+        results: trio.MemorySendChannel[PingResult],
+    ) -> None:
+        try:
+            address = await resolve(target.host, self.config.family)
+        except OSError:
+            results.close()
+            self.run.error(f"{place}: cannot resolve {target.host!r}")
+            return
+        self._start(place, order, target, address, results)
+
+    def _start(
+        self,
+        place: str,
+        order: int,
+        target: Target,
+        address: str,
+        results: trio.MemorySendChannel[PingResult],
+    ) -> None:
+        family = self.config.family
+        ip = normalise_ip(address)
+        if ip is not None and family not in (socket.AF_UNSPEC, ip[0]):
+            results.close()
+            wanted = "IPv6 (-6)" if family == socket.AF_INET6 else "IPv4 (-4)"
+            self.run.error(f"{place}: {target.host} is not an {wanted} address")
+            return
+        label = None if target.host == address else target.host
+        try:
+            session = self.pinger.start(
+                address,
+                count=target.count,
+                interval=target.interval_ms / 1000,
+                timeout=self.config.timeout,
+                results=results,
+                timestamp=self.config.timestamp,
+                target=label,
+            )
+        except SocketPermissionError as exc:
+            self.run.error_once(str(exc))
+        except ValueError as exc:
+            self.run.error(f"{place}: {exc}")
+        except OSError as exc:
+            self.run.error_once(f"cannot open an ICMP socket: {exc.strerror or exc}")
+        else:
+            if self.run.statistics is not None:
+                name = label or address
+                statistics = self.run.statistics.setdefault(
+                    (name, address), TargetStatistics(name, address, order)
                 )
-            except SocketPermissionError as exc:
-                socket_failed = True
-                run.error(str(exc))
-            except OSError as exc:
-                socket_failed = True
-                run.error(f"cannot open an ICMP socket: {exc.strerror or exc}")
+                self._started.append((statistics, session))
 
 
 async def _target_lines(

@@ -75,7 +75,10 @@ class Session:
     results: trio.MemorySendChannel[PingResult]
     unresolved: int
     plan: Plan[Session] | None = None
+    target: str | None = None
+    """What the caller asked for, when it differs from the address (a host name)."""
     duplicates: int = 0
+    """Valid replies that came again for requests already answered (iputils' DUP!)."""
     finished: bool = False
 
 
@@ -114,6 +117,7 @@ class SocketEngine:
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool = False,
+        target: str | None = None,
     ) -> Session:
         """Plan ``count`` requests to ``address``, the first now; results go to ``results``.
 
@@ -145,6 +149,7 @@ class SocketEngine:
         session = Session(
             address, packed, count, timeout, request_type, ident, payload, results, count
         )
+        session.target = target
         start = trio.current_time()
         session.plan = self._schedule.add(session, start=start, interval=interval, count=count)
         self._sessions.add(session)
@@ -187,6 +192,8 @@ class SocketEngine:
         """Hand one request's result to its session, once."""
         if session.finished:
             return
+        if session.target is not None:
+            result = attrs.evolve(result, target=session.target)
         session.unresolved -= 1
         try:
             session.results.send_nowait(result)

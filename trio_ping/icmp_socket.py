@@ -27,6 +27,18 @@ from trio_ping import icmp
 SO_TIMESTAMPNS: Final = 35
 SO_RCVBUFFORCE: Final = 33
 IP_RECVTTL: Final = 12
+ICMP6_FILTER: Final = 1  # linux/icmpv6.h, level IPPROTO_ICMPV6
+
+# What a raw ICMPv6 socket lets through: replies and the errors that quote our requests.
+# Everything else (neighbour discovery, router adverts, our own requests on loopback) is
+# dropped by the kernel before it costs us a wake-up.
+_ICMPV6_WANTED: Final = (
+    icmp.ICMPV6_ECHO_REPLY,
+    icmp.ICMPV6_DESTINATION_UNREACHABLE,
+    icmp.ICMPV6_PACKET_TOO_BIG,
+    icmp.ICMPV6_TIME_EXCEEDED,
+    icmp.ICMPV6_PARAMETER_PROBLEM,
+)
 
 RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 """Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
@@ -83,6 +95,10 @@ class IcmpSocket:
         self.rewrites_ident = not self.raw
         if self.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+            # No IPV6_CHECKSUM: on ICMPv6 raw sockets the kernel always computes and
+            # verifies the checksum (RFC 3542 3.1), and refuses to be told otherwise.
+            if self.raw:
+                sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, _icmp6_filter())
         elif not self.raw:
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)  # no IP header to read it from
         self._sock = sock
@@ -187,6 +203,14 @@ class IcmpSocket:
         self._closed = True
         trio.lowlevel.notify_closing(self._sock)
         self._sock.close()
+
+
+def _icmp6_filter() -> bytes:
+    """A struct icmp6_filter passing only _ICMPV6_WANTED (Linux: a set bit blocks a type)."""
+    words = [0xFFFFFFFF] * 8
+    for message_type in _ICMPV6_WANTED:
+        words[message_type >> 5] &= ~(1 << (message_type & 31))
+    return struct.pack("@8I", *words)
 
 
 def _enlarge_receive_buffer(sock: socket.socket) -> None:

@@ -8,7 +8,7 @@ from typing import Final
 
 import trio
 
-from trio_ping.results import PingResult
+from trio_ping.results import PingResult, Status
 
 Formatter = Callable[[PingResult], str]
 
@@ -40,6 +40,47 @@ def format_timestamp_csv(result: PingResult) -> str:
         f"{result.address},{result.seq},{result.rtt_us},{result.originate_ms},"
         f"{result.receive_ms},{result.transmit_ms},{offset}\n"
     )
+
+
+JSON_SCHEMA_VERSION: Final = 1
+
+_EVENTS: Final = {Status.REPLY: "reply", Status.TIMEOUT: "timeout"}
+_ERROR_KINDS: Final = {Status.ICMP_ERROR: "icmp", Status.SEND_FAILED: "send"}
+
+
+def json_formatter(*, timestamp: bool) -> Formatter:
+    """One JSON object per line (schema version 1, documented in the README).
+
+    Every request event has the same keys, null where they do not apply, so a consumer
+    never has to test for a key: ``v, event, target, address, seq, rtt_us, ttl, error,
+    reason, from``, and in timestamp mode also ``originate_ms, receive_ms, transmit_ms,
+    offset_ms``.
+    """
+    import json  # only when asked for: start-up time counts
+
+    def format_json(result: PingResult) -> str:
+        record: dict[str, object] = {
+            "v": JSON_SCHEMA_VERSION,
+            "event": _EVENTS.get(result.status, "error"),
+            "target": result.label,
+            "address": result.address,
+            "seq": result.seq,
+            "rtt_us": result.rtt_us,
+            "ttl": result.ttl,
+            "error": _ERROR_KINDS.get(result.status),
+            "reason": result.reason,
+            "from": result.reported_by,
+        }
+        if timestamp:
+            record.update(
+                originate_ms=result.originate_ms,
+                receive_ms=result.receive_ms,
+                transmit_ms=result.transmit_ms,
+                offset_ms=result.offset_ms,
+            )
+        return json.dumps(record, separators=(",", ":")) + "\n"
+
+    return format_json
 
 
 def write_all(fd: int, text: str) -> None:

@@ -22,6 +22,7 @@ import trio
 from trio_ping.engine import Session, SleepUntil, SocketEngine
 from trio_ping.icmp_socket import IcmpSocket
 from trio_ping.results import PingResult
+from trio_ping.targets import is_host_name
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
 
@@ -50,8 +51,12 @@ class Pinger:
         interval: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- per reply, not for this call
         timestamp: bool = False,
+        family: socket.AddressFamily = socket.AF_UNSPEC,
     ) -> AsyncGenerator[PingResult, None]:
         """Send ``count`` requests to ``address``, ``interval`` seconds apart; yield results.
+
+        ``address`` may be a host name: it is resolved first (see :func:`resolve`, and
+        ``family`` to choose IPv4 or IPv6), and the results carry it as their ``target``.
 
         Results come as they are known, so not always in sequence order: a late reply can
         follow the next request's. There is one result per request. Leaving the loop early
@@ -65,15 +70,18 @@ class Pinger:
         Raises:
             ValueError: an argument is out of range, or ``address`` is not an IP address.
             SocketPermissionError: no ICMP socket could be opened for the address's family.
+            socket.gaierror: a host name did not resolve.
         """
+        resolved = await resolve(address, family)
         send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
         session = self.start(
-            address,
+            resolved,
             count=count,
             interval=interval,
             timeout=timeout,
             results=send_channel,
             timestamp=timestamp,
+            target=None if resolved == address else address,
         )
         try:
             async with receive_channel:
@@ -91,6 +99,7 @@ class Pinger:
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool = False,
+        target: str | None = None,
     ) -> Session:
         """Start pinging ``address`` now; every result goes to ``results``, then it closes.
 
@@ -98,7 +107,9 @@ class Pinger:
         on one channel (the CLI does). The channel is the pinger's from this call on: it is
         closed after the last result, or at once if this raises, so a reader waiting for
         its end is never left waiting. It should be unbounded (or drained promptly): a
-        full one loses the session's remaining results.
+        full one loses the session's remaining results. ``address`` must be an IP
+        address; ``target``, if given, is what the caller asked for (a host name) and
+        is carried by every result.
 
         Raises:
             ValueError: an argument is out of range, or ``address`` is not an IP address.
@@ -118,6 +129,7 @@ class Pinger:
                 timeout=timeout,
                 results=results,
                 timestamp=timestamp,
+                target=target,
             )
         except BaseException:
             results.close()
@@ -153,6 +165,32 @@ class Pinger:
         for close in reversed(self._closers):
             close()
         self._closers.clear()
+
+
+async def resolve(host: str, family: socket.AddressFamily = socket.AF_UNSPEC) -> str:
+    """The IP address to ping for ``host``: itself if it is one, else the first address
+    trio's resolver (getaddrinfo) gives, of ``family`` if that is not AF_UNSPEC.
+
+    Raises:
+        socket.gaierror: the name does not resolve (for that family).
+        ValueError: ``host`` is an IP address of the other family than ``family``, or
+            neither an address nor a valid host name (checked before any query is sent).
+    """
+    try:
+        address_family, packed = _parse_address(host)
+    except ValueError:
+        pass
+    else:
+        if family not in (socket.AF_UNSPEC, address_family):
+            wanted = "IPv6" if family == socket.AF_INET6 else "IPv4"
+            raise ValueError(f"{host} is not an {wanted} address")
+        return socket.inet_ntop(address_family, packed)
+    if not is_host_name(host):
+        raise ValueError(f"not an IP address or a host name: {host!r}")
+    infos = await trio.socket.getaddrinfo(host, None, family=family, type=socket.SOCK_RAW)
+    info_family, _, _, _, sockaddr = infos[0]
+    text = str(sockaddr[0]).split("%", 1)[0]  # a link-local answer carries its zone
+    return socket.inet_ntop(info_family, socket.inet_pton(info_family, text))
 
 
 def _parse_address(address: str) -> tuple[socket.AddressFamily, bytes]:

@@ -50,6 +50,14 @@ class PingResult:
     offset_ms: float | None = None
     """Timestamp mode: the peer's clock minus ours, or None if the peer's times are not
     standard (RFC 792's high-order bit)."""
+    target: str | None = None
+    """What the caller asked to ping (a host name, or the address as written), when it
+    was given; :attr:`address` is what it resolved to."""
+
+    @property
+    def label(self) -> str:
+        """The target as asked for, else the address."""
+        return self.address if self.target is None else self.target
 
     @property
     def answered(self) -> bool:

@@ -1,7 +1,7 @@
 """Every address the tests and benchmarks may send to. Nothing else is ever a target.
 
 All of them exist only inside the lab's namespaces: the client namespace routes
-10.200.0.0/13 and fd00:200::/40 to the lab's peers and has no other route, so even a
+10.200.0.0/13 and fd00:200::/24 to the lab's peers and has no other route, so even a
 wrong address in this range cannot leave the lab.
 """
 
@@ -13,7 +13,8 @@ LOOPBACK: Final = "127.0.0.1"
 LOOPBACK6: Final = "::1"
 
 LAB_RANGE: Final = "10.200.0.0/13"
-LAB_RANGE6: Final = "fd00:200::/40"
+LAB_RANGE6: Final = "fd00:200::/24"
+"""fd00:200:: to fd00:2ff:ffff::: every IPv6 range below, and clear of the host's own fd00::/64."""
 
 # The link between the client and the kernel peer.
 CLIENT_LINK: Final = "10.201.0.1"
@@ -32,8 +33,10 @@ ANSWERING: Final = "10.202.0.0/16"
 ANSWERING6: Final = "fd00:202::/48"
 SILENT: Final = "10.203.0.0/16"
 """Nothing answers: the kernel peer blackholes the range."""
+SILENT6: Final = "fd00:203::/48"
 UNREACHABLE: Final = "10.204.0.0/16"
 """The kernel peer, as a router, answers Destination Host Unreachable."""
+UNREACHABLE6: Final = "fd00:204::/48"
 MISBEHAVING: Final = "10.205.0.0/16"
 """Answered by the userspace responder, one behaviour per address."""
 
@@ -61,3 +64,18 @@ def silent(index: int = 1) -> str:
 def unreachable(index: int = 1) -> str:
     """An address a router reports unreachable."""
     return host(UNREACHABLE, index)
+
+
+def answering6(index: int = 1) -> str:
+    """An IPv6 address the kernel peer answers."""
+    return host(ANSWERING6, index)
+
+
+def silent6(index: int = 1) -> str:
+    """An IPv6 address nothing answers."""
+    return host(SILENT6, index)
+
+
+def unreachable6(index: int = 1) -> str:
+    """An IPv6 address a router reports unreachable."""
+    return host(UNREACHABLE6, index)

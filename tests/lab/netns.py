@@ -6,8 +6,9 @@
       c0 10.201.0.1/30  ───veth───  p0 10.201.0.2/30
          fd00:201::1/64                fd00:201::2/64
       routes 10.200.0.0/13,           local 10.202.0.0/16, fd00:202::/48 (all answer)
-             fd00:200::/40 → peer     blackhole 10.203.0.0/16 (silence)
-                                      unreachable 10.204.0.0/16 (forwarding on: ICMP errors)
+             fd00:200::/24 → peer     blackhole 10.203.0.0/16, fd00:203::/48 (silence)
+                                      unreachable 10.204.0.0/16, fd00:204::/48
+                                        (forwarding on: ICMP errors)
                                   misbehaving peer ns
       c1 10.201.1.1/30  ───veth───  m0 10.201.1.2/30
       route 10.205.0.0/16 → it        blackhole 10.205.0.0/16; a userspace responder
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import re
 import signal
@@ -123,6 +125,49 @@ class Lab:
             if address6:
                 ip("-n", namespace, "addr", "add", f"{address6}/64", "dev", device, "nodad")
             ip("-n", namespace, "link", "set", device, "up")
+        # Neighbours pinned both ways: no ARP or neighbour discovery for a test to wait on.
+        # (Right after the build, the peer ignored the first IPv6 solicitation, holding
+        # the first replies for the 1 s retransmit timer.)
+        for near, near_dev, far, far_dev, far_addresses, near_addresses in (
+            (
+                client,
+                "c0",
+                peer,
+                "p0",
+                (a.PEER_LINK, a.PEER_LINK6),
+                (a.CLIENT_LINK, a.CLIENT_LINK6),
+            ),
+            (client, "c1", mis, "m0", (a.MISBEHAVING_LINK,), (a.CLIENT_LINK_M,)),
+        ):
+            near_mac, far_mac = _mac(near, near_dev), _mac(far, far_dev)
+            for address in far_addresses:
+                ip(
+                    "-n",
+                    near,
+                    "neigh",
+                    "replace",
+                    address,
+                    "lladdr",
+                    far_mac,
+                    "dev",
+                    near_dev,
+                    "nud",
+                    "permanent",
+                )
+            for address in near_addresses:
+                ip(
+                    "-n",
+                    far,
+                    "neigh",
+                    "replace",
+                    address,
+                    "lladdr",
+                    near_mac,
+                    "dev",
+                    far_dev,
+                    "nud",
+                    "permanent",
+                )
         # The client reaches the lab ranges and nothing else.
         ip("-n", client, "route", "add", a.LAB_RANGE, "via", a.PEER_LINK)
         ip("-n", client, "route", "add", a.MISBEHAVING, "via", a.MISBEHAVING_LINK)
@@ -131,8 +176,11 @@ class Lab:
         ip("-n", peer, "route", "add", "local", a.ANSWERING, "dev", "lo")
         ip("-n", peer, "-6", "route", "add", "local", a.ANSWERING6, "dev", "lo")
         ip("-n", peer, "route", "add", "blackhole", a.SILENT)
+        ip("-n", peer, "-6", "route", "add", "blackhole", a.SILENT6)
         ip("-n", peer, "route", "add", "unreachable", a.UNREACHABLE)
+        ip("-n", peer, "-6", "route", "add", "unreachable", a.UNREACHABLE6)
         self.sysctl(peer, "net.ipv4.ip_forward", "1")
+        self.sysctl(peer, "net.ipv6.conf.all.forwarding", "1")
         self.sysctl(peer, "net.ipv4.icmp_ratelimit", "0")
         self.sysctl(peer, "net.ipv6.icmp.ratelimit", "0")
         # The misbehaving peer: its kernel drops the range (a blackhole, with forwarding off,
@@ -205,6 +253,16 @@ class Lab:
         if isinstance(result, BaseException):
             raise result
         return result
+
+
+def _mac(namespace: str, device: str) -> str:
+    listing = subprocess.run(
+        ["ip", "-n", namespace, "-j", "link", "show", "dev", device],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(json.loads(listing.stdout)[0]["address"])
 
 
 def _setns(fd: int) -> None:
