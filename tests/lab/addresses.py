@@ -39,6 +39,9 @@ UNREACHABLE: Final = "10.204.0.0/16"
 UNREACHABLE6: Final = "fd00:204::/48"
 MISBEHAVING: Final = "10.205.0.0/16"
 """Answered by the userspace responder, one behaviour per address."""
+REFUSED: Final = "10.206.0.0/16"
+"""The client's own kernel refuses to send here (an ``unreachable`` route in the client
+namespace: EHOSTUNREACH at sendto), so nothing ever leaves."""
 
 
 def host(network: str, index: int) -> str:
@@ -64,6 +67,11 @@ def silent(index: int = 1) -> str:
 def unreachable(index: int = 1) -> str:
     """An address a router reports unreachable."""
     return host(UNREACHABLE, index)
+
+
+def refused(index: int = 1) -> str:
+    """An address the client's kernel refuses to send to."""
+    return host(REFUSED, index)
 
 
 def answering6(index: int = 1) -> str:

@@ -171,6 +171,7 @@ class Lab:
         # The client reaches the lab ranges and nothing else.
         ip("-n", client, "route", "add", a.LAB_RANGE, "via", a.PEER_LINK)
         ip("-n", client, "route", "add", a.MISBEHAVING, "via", a.MISBEHAVING_LINK)
+        ip("-n", client, "route", "add", "unreachable", a.REFUSED)
         ip("-n", client, "-6", "route", "add", a.LAB_RANGE6, "via", a.PEER_LINK6)
         # The kernel peer: one range answers, one is silent, one is unreachable.
         ip("-n", peer, "route", "add", "local", a.ANSWERING, "dev", "lo")
