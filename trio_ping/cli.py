@@ -37,7 +37,7 @@ from trio_ping.output import (
 from trio_ping.pinger import DEFAULT_TIMEOUT, Pinger, open_pinger, resolve
 from trio_ping.results import PingResult, Status
 from trio_ping.summary import TargetStatistics
-from trio_ping.targets import Target, TargetError, normalise_ip
+from trio_ping.targets import Target, TargetError, address_for
 
 PROGRAM = "trio-ping"
 
@@ -336,6 +336,12 @@ class _Starter:
                     self.run.error(f"{place}: {exc}")
                     continue
                 self._read += 1
+                if target.address is not None:
+                    try:  # -4/-6 against an address as written
+                        address_for(target.address, self.config.family)
+                    except ValueError as exc:
+                        self.run.error(f"{place}: {exc}")
+                        continue
                 if target.address is None:
                     # A name: resolve it in its own task, so a slow resolver holds up
                     # no other line. Its channel clone keeps the writer waiting for it.
@@ -373,13 +379,6 @@ class _Starter:
         address: str,
         results: trio.MemorySendChannel[PingResult],
     ) -> None:
-        family = self.config.family
-        ip = normalise_ip(address)
-        if ip is not None and family not in (socket.AF_UNSPEC, ip[0]):
-            results.close()
-            wanted = "IPv6 (-6)" if family == socket.AF_INET6 else "IPv4 (-4)"
-            self.run.error(f"{place}: {target.host} is not an {wanted} address")
-            return
         label = None if target.host == address else target.host
         try:
             session = self.pinger.start(

@@ -22,7 +22,7 @@ import trio
 from trio_ping.engine import Session, SleepUntil, SocketEngine
 from trio_ping.icmp_socket import IcmpSocket
 from trio_ping.results import PingResult
-from trio_ping.targets import is_host_name
+from trio_ping.targets import address_for, is_host_name, parse_ip
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
 
@@ -120,7 +120,10 @@ class Pinger:
                 raise ValueError(f"count must be at least 1, got {count}")
             if not interval > 0 or not timeout > 0:
                 raise ValueError("interval and timeout must be positive")
-            family, packed = _parse_address(address)
+            ip = parse_ip(address)
+            if ip is None:
+                raise ValueError(f"not an IP address: {address!r}")
+            family, packed = ip
             return self._engine(family).start(
                 socket.inet_ntop(family, packed),
                 packed,
@@ -176,31 +179,15 @@ async def resolve(host: str, family: socket.AddressFamily = socket.AF_UNSPEC) ->
         ValueError: ``host`` is an IP address of the other family than ``family``, or
             neither an address nor a valid host name (checked before any query is sent).
     """
-    try:
-        address_family, packed = _parse_address(host)
-    except ValueError:
-        pass
-    else:
-        if family not in (socket.AF_UNSPEC, address_family):
-            wanted = "IPv6" if family == socket.AF_INET6 else "IPv4"
-            raise ValueError(f"{host} is not an {wanted} address")
-        return socket.inet_ntop(address_family, packed)
+    address = address_for(host, family)
+    if address is not None:
+        return address
     if not is_host_name(host):
         raise ValueError(f"not an IP address or a host name: {host!r}")
     infos = await trio.socket.getaddrinfo(host, None, family=family, type=socket.SOCK_RAW)
     info_family, _, _, _, sockaddr = infos[0]
     text = str(sockaddr[0]).split("%", 1)[0]  # a link-local answer carries its zone
     return socket.inet_ntop(info_family, socket.inet_pton(info_family, text))
-
-
-def _parse_address(address: str) -> tuple[socket.AddressFamily, bytes]:
-    """The family and packed form of an IP address in text (inet_pton: strict, and fast)."""
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            return family, socket.inet_pton(family, address)
-        except OSError:
-            continue
-    raise ValueError(f"not an IP address: {address!r}")
 
 
 @asynccontextmanager
