@@ -107,6 +107,12 @@ class Run:
         self.stderr.write(f"{PROGRAM}: {message}\n")
         self.stderr.flush()
 
+    def note_once(self, message: str) -> None:
+        """A remark for --verbose, said once: not an error."""
+        if message not in self._said:
+            self._said.add(message)
+            self.stderr.write(f"{PROGRAM}: {message}\n")
+
     def error_once(self, message: str) -> None:
         """Report a problem that many lines may share (a socket error) the first time."""
         if message not in self._said:
@@ -120,6 +126,11 @@ class Run:
         if self.statistics is not None:
             self.statistics[result.label, result.address].add(result)
         if result.answered:
+            if self.verbose and not result.kernel_timestamp:
+                self.note_once(
+                    "the kernel gave no receive timestamps: RTTs are measured in user space "
+                    "and include scheduling delay"
+                )
             return
         self.unanswered += 1
         if result.status is Status.SEND_FAILED:

@@ -177,7 +177,7 @@ class IcmpSocket:
                 continue
             if flags & _MSG_TRUNC:
                 continue  # larger than any reply to our requests: not ours
-            batch.append(_datagram(bytes(self._buffer[:size]), address[0], ancillary))
+            batch.append(datagram_from(bytes(self._buffer[:size]), address[0], ancillary))
         if not waited:
             await trio.lowlevel.checkpoint()
         return batch
@@ -221,7 +221,10 @@ def _enlarge_receive_buffer(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
 
 
-def _datagram(data: bytes, address: str, ancillary: list[tuple[int, int, bytes]]) -> Datagram:
+def datagram_from(data: bytes, address: str, ancillary: list[tuple[int, int, bytes]]) -> Datagram:
+    """A Datagram from what recvmsg returned: the kernel's receive stamp (a struct
+    timespec of CLOCK_REALTIME) and TTL/hop limit from the ancillary data; without a
+    stamp, the time now, marked as a user-space reading."""
     timestamp_ns: int | None = None
     hop_limit: int | None = None
     for level, kind, value in ancillary:
