@@ -126,6 +126,8 @@ class SocketEngine:
 
         Raises:
             ValueError: a Timestamp session on an IPv6 socket (ICMPv6 has no such message).
+            SocketPermissionError: a Timestamp session on an ICMP datagram socket, which
+                carries only Echo.
         """
         if timestamp and self._ipv6:
             raise ValueError("ICMP Timestamp requests exist for IPv4 only")
