@@ -87,6 +87,7 @@ class IcmpSocket:
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)  # no IP header to read it from
         self._sock = sock
         self._buffer = bytearray(_RECEIVE_SIZE)
+        self._view = memoryview(self._buffer)
         self._closed = False
 
     @classmethod
@@ -147,12 +148,14 @@ class IcmpSocket:
         Always checkpoints once, so a flood cannot starve the other tasks.
         """
         batch: list[Datagram] = []
+        append = batch.append
+        recvmsg_into = self._sock.recvmsg_into
+        buffers = [self._buffer]
+        view = self._view
         waited = False
         while len(batch) < limit:
             try:
-                size, ancillary, flags, address = self._sock.recvmsg_into(
-                    [self._buffer], _ANCILLARY_SIZE
-                )
+                size, ancillary, flags, address = recvmsg_into(buffers, _ANCILLARY_SIZE)
             except BlockingIOError:
                 if batch:
                     break
@@ -161,7 +164,7 @@ class IcmpSocket:
                 continue
             if flags & _MSG_TRUNC:
                 continue  # larger than any reply to our requests: not ours
-            batch.append(_datagram(bytes(self._buffer[:size]), address[0], ancillary))
+            append(_datagram(view[:size].tobytes(), address[0], ancillary))
         if not waited:
             await trio.lowlevel.checkpoint()
         return batch
@@ -198,6 +201,12 @@ def _enlarge_receive_buffer(sock: socket.socket) -> None:
 
 
 def _datagram(data: bytes, address: str, ancillary: list[tuple[int, int, bytes]]) -> Datagram:
+    if len(ancillary) == 1:
+        level, kind, value = ancillary[0]
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            # What a raw IPv4 socket gives, the common case: the receive stamp alone.
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            return Datagram(data, address, seconds * 1_000_000_000 + nanoseconds, True, None)
     timestamp_ns: int | None = None
     hop_limit: int | None = None
     for level, kind, value in ancillary:
