@@ -270,26 +270,25 @@ class SocketEngine:
         """Read the socket whenever it is readable and settle the probes it answers."""
         current_time = trio.lowlevel.current_clock().current_time  # see send_loop
         receive_batch = self._socket.receive_batch
-        on_datagram = self._on_datagram
+        decode = self._socket.decode
+        on_reply = self._on_reply
         while True:
             batch = await receive_batch(_RECEIVE_BATCH)
             now = current_time()  # read after the receive: see round_trip_us
             for datagram in batch:
-                on_datagram(datagram, now)
+                try:
+                    message = decode(datagram)
+                except icmp.MalformedPacket:
+                    self.malformed += 1
+                    continue
+                if type(message) is icmp.EchoReply or type(message) is icmp.TimestampReply:
+                    on_reply(message, datagram, now)
+                elif type(message) is icmp.ErrorReport:
+                    self._on_error(message)
+                # Requests (our own, looped back, or another pinger's) and other ICMP: not
+                # ours.
             if len(batch) < _RECEIVE_BATCH:  # drained: let the next batch gather
                 await trio.sleep(_RECEIVE_PAUSE)
-
-    def _on_datagram(self, datagram: Datagram, now: float) -> None:
-        try:
-            message = self._socket.decode(datagram)
-        except icmp.MalformedPacket:
-            self.malformed += 1
-            return
-        if type(message) is icmp.EchoReply or type(message) is icmp.TimestampReply:
-            self._on_reply(message, datagram, now)
-        elif type(message) is icmp.ErrorReport:
-            self._on_error(message)
-        # Requests (our own, looped back, or another pinger's) and other ICMP: not ours.
 
     def _on_reply(
         self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram, now: float
@@ -300,13 +299,18 @@ class SocketEngine:
         if verdict is Verdict.ANSWERED:
             assert probe is not None
             rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
+            # Positional up to kernel_timestamp: 2.4 us instead of 3.0 with keywords (a
+            # frozen attrs class, built once per reply).
             result = PingResult(
                 probe.owner.address,
                 probe.seq,
                 Status.REPLY,
-                rtt_us=rtt_us,
-                ttl=message.ttl,
-                kernel_timestamp=datagram.kernel_timestamp,
+                rtt_us,
+                message.ttl,
+                None,  # reason
+                None,  # reported_by
+                None,  # errno
+                datagram.kernel_timestamp,
             )
             if type(message) is icmp.TimestampReply:
                 result = _with_timestamps(result, message, datagram.timestamp_ns)

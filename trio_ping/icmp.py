@@ -79,7 +79,10 @@ class MalformedPacket(ValueError):
     """A received packet that cannot be what it claims to be: the peer's fault, not ours."""
 
 
-@attrs.frozen
+# Not frozen, unlike the other messages: one is built per received reply, and a frozen
+# attrs class sets each field through object.__setattr__ (1.43 us to build against 0.33,
+# timeit). Treat it as immutable all the same.
+@attrs.define(eq=True)
 class EchoReply:
     """An Echo Reply (ICMP type 0, ICMPv6 type 129)."""
 
@@ -248,7 +251,7 @@ def parse_ipv4(datagram: bytes) -> Message:
         raise MalformedPacket(f"bad IPv4 header length {header_length}")
     if datagram[9] != IPPROTO_ICMP:
         raise MalformedPacket(f"IP protocol {datagram[9]} is not ICMP")
-    return parse_icmpv4(datagram[header_length:], source=datagram[12:16], ttl=datagram[8])
+    return _parse_icmpv4(datagram[header_length:], datagram[12:16], datagram[8])
 
 
 def parse_icmpv4(packet: bytes, *, source: bytes, ttl: int | None) -> Message:
@@ -257,6 +260,10 @@ def parse_icmpv4(packet: bytes, *, source: bytes, ttl: int | None) -> Message:
     The checksum is verified here: on loopback and veth the kernel marks packets as
     already verified and hands a corrupt one to a raw socket as it is.
     """
+    return _parse_icmpv4(packet, source, ttl)
+
+
+def _parse_icmpv4(packet: bytes, source: bytes, ttl: int | None) -> Message:
     if len(packet) < HEADER_LENGTH:
         raise MalformedPacket(f"ICMP message of {len(packet)} bytes is truncated")
     if checksum(packet):

@@ -81,6 +81,7 @@ class IcmpSocket:
         self.family: socket.AddressFamily = sock.family
         self.raw = sock.type == socket.SOCK_RAW
         self.rewrites_ident = not self.raw
+        self._raw_ipv4 = self.raw and self.family == socket.AF_INET
         if self.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
         elif not self.raw:
@@ -175,11 +176,11 @@ class IcmpSocket:
         Raises:
             icmp.MalformedPacket: the packet is not a well-formed ICMP message.
         """
+        if self._raw_ipv4:  # the common case first
+            return icmp.parse_ipv4(datagram.data)
         if self.family == socket.AF_INET6:
             source = socket.inet_pton(socket.AF_INET6, datagram.address)
             return icmp.parse_icmpv6(datagram.data, source=source, hop_limit=datagram.hop_limit)
-        if self.raw:
-            return icmp.parse_ipv4(datagram.data)
         source = socket.inet_pton(socket.AF_INET, datagram.address)
         return icmp.parse_icmpv4(datagram.data, source=source, ttl=datagram.hop_limit)
 
