@@ -218,6 +218,25 @@ def test_echo_round_trip(ident: int, seq: int, payload: bytes, options: bytes, t
 
 
 @FUZZ
+@given(idents, st.lists(idents, min_size=1, max_size=5), payloads, st.booleans())
+def test_echo_template_encodes_what_encode_echo_request_does(
+    ident: int, seqs: list[int], payload: bytes, ipv6: bool
+) -> None:
+    template = icmp.EchoRequestTemplate(ident, payload, ipv6=ipv6)
+    for seq in seqs:
+        assert template.encode(seq) == icmp.encode_echo_request(ident, seq, payload, ipv6=ipv6)
+
+
+def test_echo_template_agrees_for_every_sequence_where_the_sum_wraps_to_zero() -> None:
+    # 0x0800 (type 8) + 0xF7FF = 0xFFFF: sequence 0 sums to 0 (mod 0xFFFF), the case
+    # where the checksum is 0, not 0xFFFF.
+    for ident in (0x0000, 0xF7FF, 0xFFFF):
+        template = icmp.EchoRequestTemplate(ident, b"")
+        for seq in range(0x10000):
+            assert template.encode(seq) == icmp.encode_echo_request(ident, seq, b"")
+
+
+@FUZZ
 @given(idents, idents, payloads, st.data())
 def test_error_round_trip_quotes_a_prefix_of_the_payload(
     ident: int, seq: int, payload: bytes, data: st.DataObject

@@ -262,3 +262,18 @@ def test_more_than_65536_outstanding_probes() -> None:
     assert len(tracker) == 3 * 0x10000
     assert tracker.on_reply(key(0xFFFF, 1, destinations[1]), b"")[0] is Verdict.ANSWERED
     assert len(tracker.expire(1.0)) == 3 * 0x10000 - 1
+
+
+def test_deadlines_out_of_sending_order_expire_in_deadline_order() -> None:
+    # Sessions with different timeouts: a later send can time out first.
+    tracker: Tracker[str] = Tracker()
+    deadlines = [5.0, 3.0, 4.0, 1.0, 6.0, 2.0, 6.0]
+    probes = [probe(seq, deadline=deadline) for seq, deadline in enumerate(deadlines)]
+    for seq, sent in enumerate(probes):
+        tracker.add(key(seq), sent)
+    assert tracker.next_deadline() == 1.0
+    assert tracker.expire(3.0) == [probes[3], probes[5], probes[1]]
+    assert tracker.next_deadline() == 4.0
+    assert tracker.expire(5.5) == [probes[2], probes[0]]
+    assert tracker.expire(math.inf) == [probes[4], probes[6]]
+    assert tracker.next_deadline() == math.inf

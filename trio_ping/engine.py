@@ -40,6 +40,8 @@ SleepUntil = Callable[[float], Awaitable[None]]
 
 PAYLOAD_SIZE: Final = 56
 """Bytes after the ICMP header, as iputils ping sends by default."""
+# What follows the 14 bytes that make a payload ours (see start); the same for every session.
+_PADDING: Final = bytes(range(0x10, 0x10 + PAYLOAD_SIZE - 14))
 
 _SENDS_BETWEEN_CHECKPOINTS: Final = 64
 # Once awake, the sender also sends what falls due within this window: a pass through
@@ -74,6 +76,8 @@ class Session:
     payload: bytes
     results: trio.MemorySendChannel[PingResult]
     unresolved: int
+    template: icmp.EchoRequestTemplate | None = None
+    """Builds the Echo requests (None for Timestamp sessions)."""
     plan: Plan[Session] | None = None
     target: str | None = None
     """What the caller asked for, when it differs from the address (a host name)."""
@@ -90,6 +94,7 @@ class SocketEngine:
         self._socket = sock
         self._sleep_until = sleep_until
         self._ipv6 = sock.family == socket.AF_INET6
+        self._rewrites_ident = sock.rewrites_ident
         self._schedule: Schedule[Session] = Schedule()
         self._tracker: Tracker[Session] = Tracker()
         # Random per run, so eight pingers on one host neither share identifiers nor, with
@@ -102,6 +107,7 @@ class SocketEngine:
         self._pacing_scope: trio.CancelScope | None = None
         self._pacing_target = math.inf
         self._expiry_scope: trio.CancelScope | None = None
+        self._expiry_wake = math.inf  # the expiry scope's deadline, without its property
         self.malformed = 0
         """Packets that failed to parse (bad checksum, truncated, ...)."""
         self.invalid = 0
@@ -146,10 +152,12 @@ class SocketEngine:
         # process's replies, and late replies to an earlier session with the same
         # identifier, fail. The identifier is here for datagram sockets, where the kernel
         # overwrites the one in the header (see _ident_of).
-        header = self._cookie + struct.pack("!HI", ident, self._session_numbers & 0xFFFFFFFF)
-        payload = header + bytes(range(0x10, 0x10 + PAYLOAD_SIZE - len(header)))
+        payload = (
+            self._cookie + struct.pack("!HI", ident, self._session_numbers & 0xFFFFFFFF) + _PADDING
+        )
+        template = None if timestamp else icmp.EchoRequestTemplate(ident, payload, ipv6=self._ipv6)
         session = Session(
-            address, packed, count, timeout, request_type, ident, payload, results, count
+            address, packed, count, timeout, request_type, ident, payload, results, count, template
         )
         session.target = target
         start = trio.current_time()
@@ -209,10 +217,15 @@ class SocketEngine:
 
     async def send_loop(self) -> None:
         """Send every request when it is due, in due order; never returns."""
+        # trio.current_time() is three calls deep; the clock's own method is one (0.15 us
+        # instead of 0.37, read once a request).
+        current_time = trio.lowlevel.current_clock().current_time
+        next_due = self._schedule.next_due
+        pop_due = self._schedule.pop_due
         sent = 0
         while True:
-            now = trio.current_time()
-            due = self._schedule.next_due()
+            now = current_time()
+            due = next_due()
             if due > now + _SEND_WINDOW:
                 self._pacing_target = due
                 with trio.CancelScope() as self._pacing_scope:
@@ -220,7 +233,7 @@ class SocketEngine:
                 self._pacing_scope = None
                 self._pacing_target = math.inf
                 continue
-            popped = self._schedule.pop_due(max(now, due))
+            popped = pop_due(max(now, due))
             assert popped is not None  # it was due
             session, seq = popped
             await self._send(session, seq, now)
@@ -239,7 +252,8 @@ class SocketEngine:
             packet = icmp.encode_timestamp_request(session.ident, seq, originate)
             fingerprint = originate.to_bytes(4, "big")
         else:
-            packet = icmp.encode_echo_request(session.ident, seq, session.payload, ipv6=self._ipv6)
+            assert session.template is not None  # every Echo session has one (start)
+            packet = session.template.encode(seq)
             fingerprint = session.payload
         try:
             sent_ns = await self._socket.send(packet, session.address)
@@ -254,50 +268,58 @@ class SocketEngine:
             return
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
-        self._tracker.add(_key(session, seq), probe)
+        self._tracker.add((session.packed, session.request_type, session.ident, seq), probe)
         wake = deadline + EXPIRY_SLACK
-        if self._expiry_scope is not None and wake < self._expiry_scope.deadline:
-            self._expiry_scope.deadline = wake
+        if wake < self._expiry_wake and self._expiry_scope is not None:
+            self._expiry_scope.deadline = self._expiry_wake = wake
 
     # The receiver --------------------------------------------------------------------
 
     async def receive_loop(self) -> None:
         """Read the socket whenever it is readable and settle the probes it answers."""
+        current_time = trio.lowlevel.current_clock().current_time  # see send_loop
+        receive_batch = self._socket.receive_batch
+        decode = self._socket.decode
+        on_reply = self._on_reply
         while True:
-            batch = await self._socket.receive_batch(_RECEIVE_BATCH)
-            now = trio.current_time()  # read after the receive: see round_trip_us
+            batch = await receive_batch(_RECEIVE_BATCH)
+            now = current_time()  # read after the receive: see round_trip_us
             for datagram in batch:
-                self._on_datagram(datagram, now)
+                try:
+                    message = decode(datagram)
+                except icmp.MalformedPacket:
+                    self.malformed += 1
+                    continue
+                if type(message) is icmp.EchoReply or type(message) is icmp.TimestampReply:
+                    on_reply(message, datagram, now)
+                elif type(message) is icmp.ErrorReport:
+                    self._on_error(message)
+                # Requests (our own, looped back, or another pinger's) and other ICMP: not
+                # ours.
             if len(batch) < _RECEIVE_BATCH:  # drained: let the next batch gather
                 await trio.sleep(_RECEIVE_PAUSE)
-
-    def _on_datagram(self, datagram: Datagram, now: float) -> None:
-        try:
-            message = self._socket.decode(datagram)
-        except icmp.MalformedPacket:
-            self.malformed += 1
-            return
-        if type(message) is icmp.EchoReply or type(message) is icmp.TimestampReply:
-            self._on_reply(message, datagram, now)
-        elif type(message) is icmp.ErrorReport:
-            self._on_error(message)
-        # Requests (our own, looped back, or another pinger's) and other ICMP: not ours.
 
     def _on_reply(
         self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram, now: float
     ) -> None:
-        key = (message.source, message.request_type, self._ident_of(message), message.seq)
+        ident = self._ident_of(message) if self._rewrites_ident else message.ident
+        key = (message.source, message.request_type, ident, message.seq)
         verdict, probe = self._tracker.on_reply(key, message.fingerprint)
         if verdict is Verdict.ANSWERED:
             assert probe is not None
             rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
+            # Positional up to kernel_timestamp: 2.4 us instead of 3.0 with keywords (a
+            # frozen attrs class, built once per reply).
             result = PingResult(
                 probe.owner.address,
                 probe.seq,
                 Status.REPLY,
-                rtt_us=rtt_us,
-                ttl=message.ttl,
-                kernel_timestamp=datagram.kernel_timestamp,
+                rtt_us,
+                message.ttl,
+                None,  # reason
+                None,  # reported_by
+                None,  # errno
+                datagram.kernel_timestamp,
             )
             if type(message) is icmp.TimestampReply:
                 result = _with_timestamps(result, message, datagram.timestamp_ns)
@@ -309,12 +331,12 @@ class SocketEngine:
             self.invalid += 1
 
     def _ident_of(self, message: icmp.EchoReply | icmp.TimestampReply) -> int:
-        """The identifier we sent: on a datagram socket, read back from the payload.
+        """On a datagram socket, the identifier we sent: read back from the payload.
 
         The kernel replaced the header's with the socket's own, and delivers to this
         socket only replies carrying it, so the header says nothing about which session.
         """
-        if self._socket.rewrites_ident and type(message) is icmp.EchoReply:
+        if type(message) is icmp.EchoReply:
             offset = len(self._cookie)
             return int.from_bytes(message.payload[offset : offset + 2], "big")
         return message.ident
@@ -341,10 +363,11 @@ class SocketEngine:
     async def expire_loop(self) -> None:
         """End each request that is still unanswered at its deadline."""
         while True:
-            deadline = self._tracker.next_deadline() + EXPIRY_SLACK
-            with trio.CancelScope(deadline=deadline) as self._expiry_scope:
+            self._expiry_wake = self._tracker.next_deadline() + EXPIRY_SLACK
+            with trio.CancelScope(deadline=self._expiry_wake) as self._expiry_scope:
                 await trio.sleep_forever()
             self._expiry_scope = None
+            self._expiry_wake = math.inf
             for probe in self._tracker.expire(trio.current_time()):
                 self._resolve(
                     probe.owner, PingResult(probe.owner.address, probe.seq, Status.TIMEOUT)

@@ -93,6 +93,7 @@ class IcmpSocket:
         self.family: socket.AddressFamily = sock.family
         self.raw = sock.type == socket.SOCK_RAW
         self.rewrites_ident = not self.raw
+        self._raw_ipv4 = self.raw and self.family == socket.AF_INET
         if self.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             # No IPV6_CHECKSUM: on ICMPv6 raw sockets the kernel always computes and
@@ -103,6 +104,7 @@ class IcmpSocket:
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)  # no IP header to read it from
         self._sock = sock
         self._buffer = bytearray(_RECEIVE_SIZE)
+        self._view = memoryview(self._buffer)
         self._closed = False
 
     @classmethod
@@ -163,12 +165,14 @@ class IcmpSocket:
         Always checkpoints once, so a flood cannot starve the other tasks.
         """
         batch: list[Datagram] = []
+        append = batch.append
+        recvmsg_into = self._sock.recvmsg_into
+        buffers = [self._buffer]
+        view = self._view
         waited = False
         while len(batch) < limit:
             try:
-                size, ancillary, flags, address = self._sock.recvmsg_into(
-                    [self._buffer], _ANCILLARY_SIZE
-                )
+                size, ancillary, flags, address = recvmsg_into(buffers, _ANCILLARY_SIZE)
             except BlockingIOError:
                 if batch:
                     break
@@ -177,7 +181,7 @@ class IcmpSocket:
                 continue
             if flags & _MSG_TRUNC:
                 continue  # larger than any reply to our requests: not ours
-            batch.append(datagram_from(bytes(self._buffer[:size]), address[0], ancillary))
+            append(datagram_from(view[:size].tobytes(), address[0], ancillary))
         if not waited:
             await trio.lowlevel.checkpoint()
         return batch
@@ -188,11 +192,11 @@ class IcmpSocket:
         Raises:
             icmp.MalformedPacket: the packet is not a well-formed ICMP message.
         """
+        if self._raw_ipv4:  # the common case first
+            return icmp.parse_ipv4(datagram.data)
         if self.family == socket.AF_INET6:
             source = socket.inet_pton(socket.AF_INET6, datagram.address)
             return icmp.parse_icmpv6(datagram.data, source=source, hop_limit=datagram.hop_limit)
-        if self.raw:
-            return icmp.parse_ipv4(datagram.data)
         source = socket.inet_pton(socket.AF_INET, datagram.address)
         return icmp.parse_icmpv4(datagram.data, source=source, ttl=datagram.hop_limit)
 
@@ -225,6 +229,12 @@ def datagram_from(data: bytes, address: str, ancillary: list[tuple[int, int, byt
     """A Datagram from what recvmsg returned: the kernel's receive stamp (a struct
     timespec of CLOCK_REALTIME) and TTL/hop limit from the ancillary data; without a
     stamp, the time now, marked as a user-space reading."""
+    if len(ancillary) == 1:
+        level, kind, value = ancillary[0]
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            # What a raw IPv4 socket gives, the common case: the receive stamp alone.
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            return Datagram(data, address, seconds * 1_000_000_000 + nanoseconds, True, None)
     timestamp_ns: int | None = None
     hop_limit: int | None = None
     for level, kind, value in ancillary:
