@@ -347,7 +347,7 @@ class _Starter:
                     self.run.error(f"{place}: {exc}")
                     continue
                 self._read += 1
-                if target.address is not None:
+                if target.address is not None and self.config.family != socket.AF_UNSPEC:
                     try:  # -4/-6 against an address as written
                         address_for(target.address, self.config.family)
                     except ValueError as exc:
