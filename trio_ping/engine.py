@@ -30,6 +30,7 @@ import attrs
 import trio
 
 from trio_ping import icmp
+from trio_ping.batching import busy
 from trio_ping.icmp_socket import Datagram, IcmpSocket, SocketPermissionError
 from trio_ping.results import PingResult, Status
 from trio_ping.schedule import Plan, Schedule
@@ -281,6 +282,7 @@ class SocketEngine:
         receive_batch = self._socket.receive_batch
         decode = self._socket.decode
         on_reply = self._on_reply
+        last_wake = -math.inf
         while True:
             batch = await receive_batch(_RECEIVE_BATCH)
             now = current_time()  # read after the receive: see round_trip_us
@@ -296,8 +298,9 @@ class SocketEngine:
                     self._on_error(message)
                 # Requests (our own, looped back, or another pinger's) and other ICMP: not
                 # ours.
-            if len(batch) < _RECEIVE_BATCH:  # drained: let the next batch gather
-                await trio.sleep(_RECEIVE_PAUSE)
+            if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
+                await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
+            last_wake = now
 
     def _on_reply(
         self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram, now: float

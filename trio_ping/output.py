@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Final
 
 import trio
 
+from trio_ping.batching import busy
 from trio_ping.results import PingResult, Status
 
 Formatter = Callable[[PingResult], str]
@@ -110,15 +112,16 @@ async def write_results(
     """Write each result as ``formatter`` has it, until every sender has closed.
 
     Lines are gathered while results are waiting and written together as soon as none
-    is; then the writer rests for :data:`FLUSH_PAUSE` before it looks again. A lone
-    result is written at once, a stream of thousands costs a write every few
-    milliseconds. Results already received when the task is cancelled (Ctrl-C) are
-    still written.
+    is; when results come thick and fast, the writer then rests for :data:`FLUSH_PAUSE`
+    before it looks again (see :mod:`trio_ping.batching`). A lone result is written at
+    once, a stream of thousands costs a write every few milliseconds. Results already
+    received when the task is cancelled (Ctrl-C) are still written.
 
     Raises:
         OutputClosed: standard output's reader went away.
     """
     pending: list[str] = []
+    last_write = -math.inf
     try:
         while True:
             try:
@@ -126,8 +129,12 @@ async def write_results(
             except trio.WouldBlock:
                 if pending:
                     write_all(fd, "".join(pending))
-                    pending.clear()
-                    await trio.sleep(FLUSH_PAUSE)
+                    written = len(pending)
+                    pending.clear()  # before the rest: a cancel there must not rewrite them
+                    now = trio.current_time()
+                    if busy(written, now - last_write):
+                        await trio.sleep(FLUSH_PAUSE)
+                    last_write = now
                     continue
                 try:
                     result = await results.receive()
