@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.lab import addresses as lab_addresses
-from tests.lab.addresses import answering, silent, unreachable
+from tests.lab.addresses import LOOPBACK, answering, silent, unreachable
 from tests.lab.netns import Lab, trio_ping_command
 from tests.lab.responder import address_of
 from tests.lab.run import by_address, run_trio_ping
@@ -240,6 +240,50 @@ def test_closed_stdout_ends_the_run_quietly(lab: Lab) -> None:
         process.stdout.close()  # like `| head -1`
         assert process.wait(timeout=15) == 141
         assert process.stderr.read() == b""
+
+
+def test_signals_during_the_shutdown_are_ignored(lab: Lab) -> None:
+    # A storm of SIGINTs, one a millisecond until the process is gone: some land while
+    # it is shutting down, which must stay quiet (exit 130, no traceback).
+    with subprocess.Popen(
+        lab.command([*trio_ping_command(), "--timeout", "30"]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdin.write("".join(f"{answering(i)},10,100\n" for i in range(1, 2001)).encode())
+        process.stdin.flush()
+        _readline(process.stdout.fileno())
+        deadline = time.monotonic() + 15
+        while process.poll() is None and time.monotonic() < deadline:
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.001)  # the storm's own rhythm, not a wait for an event
+        assert process.wait(timeout=15) == 130
+        assert process.stderr.read() == b""
+
+
+@pytest.mark.parametrize(
+    ("redirect", "reason"),
+    [(">/dev/full", "No space left on device"), (">&-", "it is closed")],
+)
+def test_unwritable_output_is_one_line_and_exit_2(lab: Lab, redirect: str, reason: str) -> None:
+    command = " ".join([*trio_ping_command(), f"{LOOPBACK},1,1", redirect])
+    completed = lab.run(["sh", "-c", command], capture_output=True, timeout=30)
+    assert completed.returncode == 2
+    assert completed.stderr.decode() == f"trio-ping: cannot write standard output: {reason}\n"
+
+
+@pytest.mark.parametrize("argument", ["", "  ", f"#{LOOPBACK},1,1"])
+def test_an_empty_or_comment_argument_is_an_error(lab: Lab, argument: str) -> None:
+    # Only stdin skips blank lines and comments: an empty argument is usually "$UNSET".
+    outcome = run_trio_ping(lab, argument, f"{LOOPBACK},1,1")
+    assert outcome.status == 2
+    [line] = outcome.stderr_lines
+    assert line.startswith("trio-ping: argument 1: ")
+    assert [row.address for row in outcome.rows] == [LOOPBACK]
 
 
 def test_no_target_and_a_terminal_on_stdin_prints_usage(lab: Lab) -> None:

@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import TextIO
 
@@ -28,6 +28,7 @@ from trio_ping.icmp_socket import SocketPermissionError
 from trio_ping.output import (
     Formatter,
     OutputClosed,
+    OutputError,
     format_csv,
     format_timestamp_csv,
     json_formatter,
@@ -40,6 +41,7 @@ from trio_ping.summary import TargetStatistics
 from trio_ping.targets import Target, TargetError, address_for
 
 PROGRAM = "trio-ping"
+STDOUT = 1  # the descriptor, not sys.stdout: that is None when the shell closed it (>&-)
 
 # The kernel refusing a destination outright (a broadcast address without SO_BROADCAST,
 # ...), as opposed to a network that cannot deliver now: the first is the user's input.
@@ -239,6 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     _tune_garbage_collection()
     config = parse_arguments(argv)
+    if sys.stdout is None:
+        # Closed by the shell (>&-). Not a mere write error: descriptor 1 would be reused
+        # by the next thing opened, our own sockets included, and lines written there.
+        sys.stderr.write(f"{PROGRAM}: cannot write standard output: it is closed\n")
+        return ExitStatus.ERROR
     if not config.targets and sys.stdin is not None and sys.stdin.isatty():
         sys.stderr.write(
             f"usage: {PROGRAM} ADDRESS,COUNT,INTERVAL_MS ... (or target lines on stdin)\n"
@@ -252,8 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = Run(sys.stderr, config.verbose, formatter, statistics={} if config.summary else None)
     try:
         trio.run(_run, config, run)
-    except KeyboardInterrupt:  # Ctrl-C before the signal handler was in place
-        run.signal_number = signal.SIGINT
+    except* KeyboardInterrupt:  # Ctrl-C before or after the signal receiver was in place
+        run.signal_number = run.signal_number or signal.SIGINT
+    finally:
+        # The run is over and its status decided: a late signal must not turn it into a
+        # traceback (SIGINT) or a kill that loses it (SIGTERM).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return run.exit_status()
 
 
@@ -272,18 +284,22 @@ def _tune_garbage_collection() -> None:
 
 async def _run(config: Config, run: Run) -> None:
     send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_watch_signals, run, nursery.cancel_scope)
-        # The writer ends when every session's channel clone and ours are closed.
-        async with open_pinger() as pinger, trio.open_nursery() as work:
-            work.start_soon(_write, receive_channel, run, nursery.cancel_scope)
-            starter = _Starter(config, pinger, send_channel, run, work)
-            async with send_channel:
-                await starter.start_all()
-        nursery.cancel_scope.cancel()  # every target is done: stop watching signals
-    if run.statistics is not None and run.signal_number is None and not run.output_closed:
-        starter.count_duplicates()  # only now: duplicates arrive after their first reply
-        _print_summary(config, run)
+    # The receiver stays open until everything is written: a second Ctrl-C during the
+    # shutdown is then one more signal to ignore, not a KeyboardInterrupt in a nursery.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, signals, run, nursery.cancel_scope)
+            # The writer ends when every session's channel clone and ours are closed.
+            async with open_pinger() as pinger, trio.open_nursery() as work:
+                work.start_soon(_write, receive_channel, run, nursery.cancel_scope)
+                starter = _Starter(config, pinger, send_channel, run, work)
+                async with send_channel:
+                    await starter.start_all()
+            nursery.cancel_scope.cancel()  # every target is done: stop watching signals
+        # As iputils does, the summary comes on Ctrl-C too: of the results known by then.
+        if run.statistics is not None and not run.output_closed:
+            starter.count_duplicates()  # only now: duplicates arrive after their first reply
+            _print_summary(config, run)
 
 
 def _print_summary(config: Config, run: Run) -> None:
@@ -294,30 +310,35 @@ def _print_summary(config: Config, run: Run) -> None:
 
         lines = [json.dumps(s.record(), separators=(",", ":")) for s in ordered]
         try:
-            write_all(sys.stdout.fileno(), "".join(line + "\n" for line in lines))
+            write_all(STDOUT, "".join(line + "\n" for line in lines))
         except OutputClosed:
             run.output_closed = True
+        except OutputError as exc:
+            run.error(str(exc))
     else:
         for statistics in ordered:
             run.stderr.write(statistics.text())
         run.stderr.flush()
 
 
-async def _watch_signals(run: Run, scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for number in signals:
+async def _watch_signals(signals: AsyncIterator[int], run: Run, scope: trio.CancelScope) -> None:
+    async for number in signals:
+        if run.signal_number is None:  # the first decides the exit status
             run.signal_number = number
             scope.cancel()  # results already known are still written on the way out
-            return
 
 
 async def _write(
     results: trio.MemoryReceiveChannel[PingResult], run: Run, scope: trio.CancelScope
 ) -> None:
     try:
-        await write_results(results, sys.stdout.fileno(), run.formatter, run.observe)
+        await write_results(results, STDOUT, run.formatter, run.observe)
     except OutputClosed:
         run.output_closed = True
+        scope.cancel()
+    except OutputError as exc:
+        run.error(str(exc))
+        scope.cancel()  # nothing more can be said
         scope.cancel()
 
 
@@ -343,9 +364,6 @@ class _Starter:
 
     def _start_line(self, place: str, text: str) -> None:
         """Parse one target line and start it, or say why not."""
-        text = text.strip()
-        if not text or text.startswith("#"):
-            return
         try:
             target = Target.parse(text)
         except TargetError as exc:
@@ -431,13 +449,22 @@ async def _target_lines(
         if argument != "-":
             yield [(f"argument {number}", argument)]
             continue
+        if sys.stdin is None:  # closed by the shell: descriptor 0 may be reused, don't read it
+            run.error("cannot read standard input: it is closed")
+            continue
         try:
             async with aclosing(_read_lines(0)) as chunks:
                 line_number = 0
                 async for lines in chunks:
                     first = line_number + 1
                     line_number += len(lines)
-                    yield [(f"line {n}", line) for n, line in enumerate(lines, start=first)]
+                    # Blank lines and comments are skipped on stdin only: an empty
+                    # argument is a mistake ("$UNSET") to report, not a no-op.
+                    yield [
+                        (f"line {n}", line)
+                        for n, line in enumerate(lines, start=first)
+                        if line.strip() and not line.lstrip().startswith("#")
+                    ]
         except OSError as exc:
             run.error(f"cannot read standard input: {exc.strerror or exc}")
 

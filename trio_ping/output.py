@@ -23,6 +23,10 @@ class OutputClosed(Exception):
     """Standard output's reader went away (``trio-ping ... | head -1``)."""
 
 
+class OutputError(Exception):
+    """Standard output cannot be written (a full disk, a closed descriptor, ...)."""
+
+
 def format_csv(result: PingResult) -> str:
     """``ADDRESS,SEQ,RTT_US`` with ``-1`` for a request that got no valid reply."""
     rtt = result.rtt_us if result.rtt_us is not None else -1
@@ -94,6 +98,7 @@ def write_all(fd: int, text: str) -> None:
 
     Raises:
         OutputClosed: the reader has gone.
+        OutputError: any other refusal, with the reason as its message.
     """
     data = text.encode()
     try:
@@ -101,6 +106,8 @@ def write_all(fd: int, text: str) -> None:
             data = data[os.write(fd, data) :]
     except BrokenPipeError:
         raise OutputClosed from None
+    except OSError as exc:
+        raise OutputError(f"cannot write standard output: {exc.strerror or exc}") from None
 
 
 async def write_results(
@@ -119,6 +126,7 @@ async def write_results(
 
     Raises:
         OutputClosed: standard output's reader went away.
+        OutputError: standard output cannot be written.
     """
     pending: list[str] = []
     last_write = -math.inf
