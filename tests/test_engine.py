@@ -920,3 +920,73 @@ async def test_write_results_raises_output_closed_when_the_reader_goes() -> None
         send_channel.close()
         with pytest.raises(OutputClosed):
             await write_results(receive_channel, write_fd, format_csv, lambda _: None)
+
+
+# Found in review ----------------------------------------------------------------------
+
+
+async def test_a_reply_read_inside_the_expiry_slack_still_times_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Arriving 3 ms after its 1 s timeout, this reply is read before the timeout task
+    # (which may run up to EXPIRY_SLACK late) gets to it: the arrival decides.
+    fake = FakeIcmpSocket(echo(1.003))
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=1, interval=1.0, timeout=1.0)
+    [(at, result)] = results
+    assert result == PingResult(TARGET, 0, Status.TIMEOUT)
+    assert at == TimedOutAt(1.0)
+
+
+async def test_a_full_bounded_channel_ends_its_session_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    tight_send, tight_receive = trio.open_memory_channel[PingResult](1)
+    wide_send, wide_receive = trio.open_memory_channel[PingResult](math.inf)
+    async with pinger_over(fake) as pinger:
+        pinger.start(TARGET, count=5, interval=0.01, timeout=1.0, results=tight_send)
+        pinger.start("192.0.2.7", count=5, interval=0.01, timeout=1.0, results=wide_send)
+        others = await drain(wide_receive)
+    # The reader of the bounded channel never read: it got what fitted, then the end.
+    assert [r.seq for r in [tight_receive.receive_nowait()]] == [0]
+    with pytest.raises(trio.EndOfChannel):
+        tight_receive.receive_nowait()
+    assert [r.status for _, r in others] == [Status.REPLY] * 5
+
+
+async def test_ping_raises_when_the_pinger_closes_under_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(silent)
+    seen: list[PingResult] = []
+    closed = pytest.RaisesExc(trio.ClosedResourceError, match="with 3 of 3 results unknown")
+    with pytest.RaisesGroup(closed, flatten_subgroups=True):
+        async with trio.open_nursery() as nursery, pinger_over(fake) as pinger:
+
+            async def consume() -> None:
+                async with aclosing(pinger.ping(TARGET, count=3, interval=1.0)) as stream:
+                    seen.extend([result async for result in stream])
+
+            nursery.start_soon(consume)
+            await trio.sleep(0.5)  # virtual: the requests are out, none answered yet
+    assert seen == []
+
+
+async def test_discarded_packets_are_counted(autojump_clock: trio.testing.MockClock) -> None:
+    def peer(sent: Sent) -> list[Delivery]:
+        good = reply_bytes(sent)
+        corrupt = bytearray(good)
+        corrupt[-1] ^= 0xFF  # the IP checksum does not cover the payload; ICMP's does
+        altered = reply_bytes(sent, payload=sent.packet[8:-1] + bytes([sent.packet[-1] ^ 1]))
+        return [
+            Delivery(0.001, bytes(corrupt), sent.address),
+            Delivery(0.002, altered, sent.address),
+            Delivery(0.003, good, sent.address),
+        ]
+
+    fake = FakeIcmpSocket(peer)
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=2, interval=0.1)
+        assert pinger.discarded() == (2, 2)
+    assert [r.status for _, r in results] == [Status.REPLY, Status.REPLY]

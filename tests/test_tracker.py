@@ -277,3 +277,21 @@ def test_deadlines_out_of_sending_order_expire_in_deadline_order() -> None:
     assert tracker.expire(5.5) == [probes[2], probes[0]]
     assert tracker.expire(math.inf) == [probes[4], probes[6]]
     assert tracker.next_deadline() == math.inf
+
+
+def test_a_reply_that_arrived_after_the_timeout_is_late_and_leaves_the_probe() -> None:
+    tracker: Tracker[str] = Tracker()
+    sent = probe(0, deadline=2.0)  # sent at 0.0 on the scheduling clock: a 2 s timeout
+    tracker.add(key(0), sent)
+    arrived_late = sent.sent_ns + 2_000_000_001
+    assert tracker.on_reply(key(0), PAYLOAD, arrived_late) == (Verdict.LATE, None)
+    assert len(tracker) == 1  # still outstanding: its expiry reports the timeout
+    assert tracker.expire(2.0) == [sent]
+
+
+def test_a_reply_that_arrived_on_the_deadline_counts() -> None:
+    tracker: Tracker[str] = Tracker()
+    sent = probe(0, deadline=2.0)
+    tracker.add(key(0), sent)
+    on_time = sent.sent_ns + 2_000_000_000
+    assert tracker.on_reply(key(0), PAYLOAD, on_time) == (Verdict.ANSWERED, sent)

@@ -58,9 +58,9 @@ output: one line per request, ADDRESS,SEQ,RTT_US (RTT in microseconds, -1 when
 no valid reply came within the timeout), written as each result is known.
 --timestamp: ADDRESS,SEQ,RTT_US,ORIGINATE_MS,RECEIVE_MS,TRANSMIT_MS,OFFSET_MS.
 
-exit status: 0 all requests answered, 1 some unanswered, 2 bad input or a socket,
-permission or send error, 130 interrupted (SIGINT), 143 terminated (SIGTERM),
-141 standard output closed.
+exit status: 0 all requests answered, 1 some unanswered, 2 bad input, a socket or
+permission error, or a destination the kernel refuses (broadcast), 130 interrupted
+(SIGINT), 143 terminated (SIGTERM), 141 standard output closed.
 """
 
 
@@ -295,6 +295,12 @@ async def _run(config: Config, run: Run) -> None:
                 starter = _Starter(config, pinger, send_channel, run, work)
                 async with send_channel:
                     await starter.start_all()
+            malformed, invalid = pinger.discarded()
+            if config.verbose and (malformed or invalid):
+                run.note_once(
+                    f"ignored {malformed} malformed packets and {invalid} replies "
+                    "that did not carry their request's payload"
+                )
             nursery.cancel_scope.cancel()  # every target is done: stop watching signals
         # As iputils does, the summary comes on Ctrl-C too: of the results known by then.
         if run.statistics is not None and not run.output_closed:

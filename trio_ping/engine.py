@@ -190,7 +190,7 @@ class SocketEngine:
             if (packed, ident) not in self._idents_in_use:
                 self._idents_in_use.add((packed, ident))
                 return ident
-        raise RuntimeError("all 65,536 ICMP identifiers are in use for this address")
+        raise ValueError("all 65,536 ICMP identifiers are in use for this address")
 
     def _finish(self, session: Session) -> None:
         session.finished = True
@@ -208,8 +208,10 @@ class SocketEngine:
         session.unresolved -= 1
         try:
             session.results.send_nowait(result)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.cancel(session)  # nobody is listening any more
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
+            # Nobody listening, or a bounded channel left full: this session is over, the
+            # others go on (Pinger.start says so).
+            self.cancel(session)
             return
         if session.unresolved == 0:
             self._finish(session)
@@ -307,7 +309,7 @@ class SocketEngine:
     ) -> None:
         ident = self._ident_of(message) if self._rewrites_ident else message.ident
         key = (message.source, message.request_type, ident, message.seq)
-        verdict, probe = self._tracker.on_reply(key, message.fingerprint)
+        verdict, probe = self._tracker.on_reply(key, message.fingerprint, datagram.timestamp_ns)
         if verdict is Verdict.ANSWERED:
             assert probe is not None
             rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)

@@ -71,6 +71,7 @@ class Pinger:
             ValueError: an argument is out of range, or ``address`` is not an IP address.
             SocketPermissionError: no ICMP socket could be opened for the address's family.
             socket.gaierror: a host name did not resolve.
+            trio.ClosedResourceError: the pinger was closed before every result was known.
         """
         resolved = await resolve(address, family)
         send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
@@ -87,6 +88,11 @@ class Pinger:
             async with receive_channel:
                 async for result in receive_channel:
                     yield result
+            if session.unresolved:
+                # The pinger closed under us: say so, rather than end as if complete.
+                raise trio.ClosedResourceError(
+                    f"the pinger closed with {session.unresolved} of {count} results unknown"
+                )
         finally:
             self.cancel(session)
 
@@ -137,6 +143,13 @@ class Pinger:
         except BaseException:
             results.close()
             raise
+
+    def discarded(self) -> tuple[int, int]:
+        """(malformed packets, replies that named a request but not its payload) received
+        so far, over every socket: what a hostile or broken network sent that was thrown
+        away."""
+        engines = self._engines.values()
+        return sum(e.malformed for e in engines), sum(e.invalid for e in engines)
 
     def cancel(self, session: Session) -> None:
         """Stop a session started here; its channel closes and nothing more is sent."""

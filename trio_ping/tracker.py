@@ -38,6 +38,9 @@ class Verdict(enum.Enum):
     """Names an outstanding probe but does not carry its fingerprint: not an answer."""
     STRAY = "stray"
     """Names no probe of ours, or one that already timed out."""
+    LATE = "late"
+    """Answers an outstanding probe, but arrived after its timeout: the probe stays
+    outstanding, to be reported as timed out when its deadline is processed."""
 
 
 @attrs.define(slots=True, eq=False)
@@ -100,12 +103,23 @@ class Tracker(Generic[T]):
         else:
             heapq.heappush(self._deadlines, (deadline, next(self._order), key, probe))
 
-    def on_reply(self, key: ProbeKey, fingerprint: bytes) -> tuple[Verdict, Probe[T] | None]:
-        """Judge a reply. ANSWERED and DUPLICATE come with the probe; the others with None."""
+    def on_reply(
+        self, key: ProbeKey, fingerprint: bytes, received_ns: int | None = None
+    ) -> tuple[Verdict, Probe[T] | None]:
+        """Judge a reply. ANSWERED and DUPLICATE come with the probe; the others with None.
+
+        ``received_ns`` is when it arrived, on the clock of ``Probe.sent_ns``. Timeouts are
+        processed in batches (a little after their deadline), so a reply can be read
+        after its deadline yet before its probe is expired: the arrival time, not the
+        reading, decides whether it came within the timeout.
+        """
         probe = self._outstanding.get(key)
         if probe is not None:
             if fingerprint != probe.fingerprint:
                 return Verdict.INVALID, None
+            timeout_ns = (probe.deadline - probe.sent_at) * 1e9
+            if received_ns is not None and received_ns - probe.sent_ns > timeout_ns:
+                return Verdict.LATE, None
             del self._outstanding[key]
             self._settled[key] = probe
             return Verdict.ANSWERED, probe
