@@ -131,6 +131,15 @@ def test_a_name_that_does_not_resolve_fails_its_line_only(lab: Lab) -> None:
     assert [row.address for row in outcome.rows] == [answering(1)]
 
 
+def test_a_name_that_does_not_resolve_for_the_family_says_which(lab: Lab) -> None:
+    outcome = run_trio_ping(lab, "-6", "nosuch.invalid,1,1", f"{LOOPBACK6},1,1")
+    assert outcome.status == 2
+    assert outcome.stderr_lines == [
+        "trio-ping: argument 1: cannot resolve 'nosuch.invalid' to an IPv6 address"
+    ]
+    assert [row.address for row in outcome.rows] == [LOOPBACK6]
+
+
 def test_family_flag_refuses_a_literal_of_the_other_family(lab: Lab) -> None:
     outcome = run_trio_ping(lab, "-6", f"{answering(1)},1,1", f"{LOOPBACK6},1,1")
     assert outcome.status == 2

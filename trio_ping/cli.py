@@ -407,7 +407,9 @@ class _Starter:
             address = await resolve(target.host, self.config.family)
         except OSError:
             results.close()
-            self.run.error(f"{place}: cannot resolve {target.host!r}")
+            family = self.config.family
+            wanted = {socket.AF_INET: " to an IPv4 address", socket.AF_INET6: " to an IPv6 address"}
+            self.run.error(f"{place}: cannot resolve {target.host!r}{wanted.get(family, '')}")
             return
         self._start(place, order, target, address, results)
 
