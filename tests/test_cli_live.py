@@ -19,7 +19,7 @@ from tests.lab import addresses as lab_addresses
 from tests.lab.addresses import LOOPBACK, answering, silent, unreachable
 from tests.lab.netns import Lab, trio_ping_command
 from tests.lab.responder import address_of
-from tests.lab.run import by_address, run_trio_ping
+from tests.lab.run import by_address, run_trio_ping, spawn_trio_ping
 
 BROADCAST = lab_addresses.CLIENT_LINK_BROADCAST
 
@@ -183,12 +183,7 @@ def test_requests_keep_their_schedule_while_replies_are_slow(responder: Lab) -> 
 
 
 def test_each_line_starts_when_read_and_prints_when_known(lab: Lab) -> None:
-    with subprocess.Popen(
-        lab.command(trio_ping_command()),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as process:
+    with spawn_trio_ping(lab) as process:
         assert process.stdin is not None
         assert process.stdout is not None
         try:
@@ -209,12 +204,7 @@ def test_each_line_starts_when_read_and_prints_when_known(lab: Lab) -> None:
 def test_signal_prints_what_is_known_and_exits_quietly(
     lab: Lab, signal_number: signal.Signals, status: int
 ) -> None:
-    with subprocess.Popen(
-        lab.command([*trio_ping_command(), "--timeout", "30", f"{answering(1)},10,200"]),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as process:
+    with spawn_trio_ping(lab, "--timeout", "30", f"{answering(1)},10,200") as process:
         assert process.stdout is not None
         first = _readline(process.stdout.fileno())
         process.send_signal(signal_number)
@@ -228,12 +218,7 @@ def test_signal_prints_what_is_known_and_exits_quietly(
 
 
 def test_closed_stdout_ends_the_run_quietly(lab: Lab) -> None:
-    with subprocess.Popen(
-        lab.command([*trio_ping_command(), f"{answering(1)},10,20"]),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as process:
+    with spawn_trio_ping(lab, f"{answering(1)},10,20", stdin=subprocess.DEVNULL) as process:
         assert process.stdout is not None
         assert process.stderr is not None
         _readline(process.stdout.fileno())
@@ -245,12 +230,7 @@ def test_closed_stdout_ends_the_run_quietly(lab: Lab) -> None:
 def test_signals_during_the_shutdown_are_ignored(lab: Lab) -> None:
     # A storm of SIGINTs, one a millisecond until the process is gone: some land while
     # it is shutting down, which must stay quiet (exit 130, no traceback).
-    with subprocess.Popen(
-        lab.command([*trio_ping_command(), "--timeout", "30"]),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as process:
+    with spawn_trio_ping(lab, "--timeout", "30") as process:
         assert process.stdin is not None
         assert process.stdout is not None
         assert process.stderr is not None

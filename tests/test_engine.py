@@ -107,6 +107,19 @@ async def drain(channel: trio.MemoryReceiveChannel[PingResult]) -> list[Timed]:
     return [(trio.current_time(), result) async for result in channel]
 
 
+async def two_sessions_to_one_target(fake: FakeIcmpSocket) -> list[list[Timed]]:
+    """The results of two concurrent 3 x 10 ms pings of TARGET through one pinger."""
+    outcomes: list[list[Timed]] = []
+    async with pinger_over(fake) as pinger, trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            outcomes.append(await collect(pinger, count=3, interval=0.01))
+
+        nursery.start_soon(run)
+        nursery.start_soon(run)
+    return outcomes
+
+
 def by_seq(results: list[Timed]) -> dict[int, Timed]:
     seqs = [result.seq for _, result in results]
     assert len(seqs) == len(set(seqs)), f"a sequence was reported twice: {seqs}"
@@ -403,14 +416,7 @@ async def test_two_sessions_to_one_address_both_complete(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     fake = FakeIcmpSocket(echo(0.03))
-    outcomes: list[list[Timed]] = []
-
-    async def run() -> None:
-        outcomes.append(await collect(pinger, count=3, interval=0.01))
-
-    async with pinger_over(fake) as pinger, trio.open_nursery() as nursery:
-        nursery.start_soon(run)
-        nursery.start_soon(run)
+    outcomes = await two_sessions_to_one_target(fake)
     assert len(outcomes) == 2
     for results in outcomes:
         assert sorted(by_seq(results)) == [0, 1, 2]
@@ -713,14 +719,7 @@ async def test_datagram_socket_matches_replies_by_the_identifier_in_the_payload(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     fake = FakeIcmpSocket(echo(0.02), raw=False)
-    outcomes: list[list[Timed]] = []
-
-    async def run() -> None:
-        outcomes.append(await collect(pinger, count=3, interval=0.01))
-
-    async with pinger_over(fake) as pinger, trio.open_nursery() as nursery:
-        nursery.start_soon(run)
-        nursery.start_soon(run)
+    outcomes = await two_sessions_to_one_target(fake)
     # The kernel gave every request the socket's identifier: only the payload tells the
     # two sessions apart.
     assert {sent.ident for sent in fake.sent} == {SOCKET_IDENT}

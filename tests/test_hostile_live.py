@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from tests.lab.netns import Lab, trio_ping_command
+from tests.lab.netns import Lab
 from tests.lab.responder import DELAY, address_of
-from tests.lab.run import Outcome, Row, run_trio_ping
+from tests.lab.run import Outcome, Row, run_trio_ping, spawn_trio_ping
 
 COUNT = 4
 TIMEOUT = 0.5
@@ -100,14 +100,7 @@ def test_concurrent_processes_never_print_each_others_results(responder: Lab) ->
     slow = address_of("delay")
     processes = []
     for _ in range(8):
-        processes.append(
-            subprocess.Popen(
-                responder.command([*trio_ping_command(), f"{slow},{COUNT},20"]),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-            )
-        )
+        processes.append(spawn_trio_ping(responder, f"{slow},{COUNT},20", stdin=subprocess.DEVNULL))
         time.sleep(stagger)  # the stagger is the test's condition, not a wait for an event
     for process in processes:
         with process:

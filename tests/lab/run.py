@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Sequence
 
 import attrs
@@ -61,6 +62,17 @@ def run_trio_ping(
         timeout=timeout,
     )
     return Outcome(completed.returncode, completed.stdout.decode(), completed.stderr.decode())
+
+
+def spawn_trio_ping(lab: Lab, *args: str, stdin: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    """Start ``trio-ping ARGS`` in the client namespace, every stream a pipe (stdin unless
+    told); use it in a ``with`` block, which closes the pipes and reaps the process."""
+    return subprocess.Popen(
+        lab.command([*trio_ping_command(), *args]),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def by_address(rows: Sequence[Row]) -> dict[str, list[Row]]:
