@@ -61,7 +61,7 @@ class Probe(Generic[T]):
 
 @attrs.define
 class Tracker(Generic[T]):
-    """The set of outstanding probes, with their deadlines in a heap."""
+    """The set of outstanding probes, with their deadlines queued in order of expiry."""
 
     _outstanding: dict[ProbeKey, Probe[T]] = attrs.field(factory=dict)
     # Answered probes stay here until their deadline so a duplicate can be told from a stray.
@@ -149,11 +149,11 @@ class Tracker(Generic[T]):
         return self._outstanding.pop(key, None)
 
     def next_deadline(self) -> float:
-        """The earliest deadline still in the heap, or infinity when it is empty.
+        """The earliest deadline still queued, or infinity when none is.
 
         Settled probes keep their place until their deadline (for duplicate detection), so
         a wake-up at this time may find nothing to expire: that is cheaper than removing
-        entries from the middle of the heap.
+        entries from the middle of the queues.
         """
         in_order = self._in_order[0][0] if self._in_order else float("inf")
         return min(in_order, self._deadlines[0][0]) if self._deadlines else in_order
