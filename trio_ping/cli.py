@@ -32,6 +32,7 @@ from trio_ping.output import (
     format_csv,
     format_timestamp_csv,
     json_formatter,
+    json_line,
     write_all,
     write_results,
 )
@@ -312,11 +313,8 @@ def _print_summary(config: Config, run: Run) -> None:
     assert run.statistics is not None
     ordered = sorted(run.statistics.values(), key=lambda statistics: statistics.order)
     if config.json:
-        import json
-
-        lines = [json.dumps(s.record(), separators=(",", ":")) for s in ordered]
         try:
-            write_all(STDOUT, "".join(line + "\n" for line in lines))
+            write_all(STDOUT, "".join(json_line(statistics.record()) for statistics in ordered))
         except OutputClosed:
             run.output_closed = True
         except OutputError as exc:

@@ -54,6 +54,13 @@ _EVENTS: Final = {Status.REPLY: "reply", Status.TIMEOUT: "timeout"}
 _ERROR_KINDS: Final = {Status.ICMP_ERROR: "icmp", Status.SEND_FAILED: "send"}
 
 
+def json_line(record: dict[str, object]) -> str:
+    """One JSON event as one compact line, as every event of the schema is written."""
+    import json  # only when asked for: start-up time counts
+
+    return json.dumps(record, separators=(",", ":")) + "\n"
+
+
 def json_formatter(*, timestamp: bool) -> Formatter:
     """One JSON object per line (schema version 1, documented in the README).
 
@@ -62,7 +69,6 @@ def json_formatter(*, timestamp: bool) -> Formatter:
     reason, from``, and in timestamp mode also ``originate_ms, receive_ms, transmit_ms,
     offset_ms``.
     """
-    import json  # only when asked for: start-up time counts
 
     def format_json(result: PingResult) -> str:
         record: dict[str, object] = {
@@ -84,7 +90,7 @@ def json_formatter(*, timestamp: bool) -> Formatter:
                 transmit_ms=result.transmit_ms,
                 offset_ms=result.offset_ms,
             )
-        return json.dumps(record, separators=(",", ":")) + "\n"
+        return json_line(record)
 
     return format_json
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import attrs
 
+from trio_ping.output import JSON_SCHEMA_VERSION
 from trio_ping.results import PingResult, Status
 
 
@@ -92,8 +92,8 @@ class TargetStatistics:
             )
         return "\n".join(lines) + "\n"
 
-    def record(self) -> dict[str, Any]:
-        """The JSON ``summary`` event's fields (schema version 1)."""
+    def record(self) -> dict[str, object]:
+        """The JSON ``summary`` event's fields."""
         rtt = self.rtt()
         figures: dict[str, float | None] = dict.fromkeys(_RTT_KEYS)
         if rtt is not None:
@@ -106,7 +106,7 @@ class TargetStatistics:
                 rtt_p95_us=rtt.p95,
             )
         return {
-            "v": 1,
+            "v": JSON_SCHEMA_VERSION,
             "event": "summary",
             "target": self.target,
             "address": self.address,
