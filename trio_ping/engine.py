@@ -56,8 +56,8 @@ _SEND_WINDOW: Final = 0.5e-3
 # Timeouts are allowed to be late by this much (the contract allows 20 ms), so that one
 # wake-up of the timeout task ends every request due within it.
 EXPIRY_SLACK: Final = 0.005
-# After draining the socket the receiver rests this long, so that the next wake-up finds
-# a batch rather than a single reply. RTTs do not suffer: they come from the kernel's
+# After a busy wake (trio_ping/batching.py) the receiver rests this long, so that the next
+# wake-up finds a batch rather than a single reply. RTTs do not suffer: they come from the kernel's
 # receive timestamps, taken as each packet arrived. Results and ICMP errors are handled
 # up to about this much later, and replies wait in the socket buffer meanwhile.
 _RECEIVE_PAUSE: Final = 0.001
@@ -159,9 +159,18 @@ class SocketEngine:
         )
         template = None if timestamp else icmp.EchoRequestTemplate(ident, payload, ipv6=self._ipv6)
         session = Session(
-            address, packed, count, timeout, request_type, ident, payload, results, count, template
+            address,
+            packed,
+            count,
+            timeout,
+            request_type,
+            ident,
+            payload,
+            results,
+            count,
+            template,
+            target=target,
         )
-        session.target = target
         start = trio.current_time()
         session.plan = self._schedule.add(session, start=start, interval=interval, count=count)
         self._sessions.add(session)
@@ -272,7 +281,7 @@ class SocketEngine:
             return
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
-        self._tracker.add((session.packed, session.request_type, session.ident, seq), probe)
+        self._tracker.add(_key(session, seq), probe)
         wake = deadline + EXPIRY_SLACK
         if wake < self._expiry_wake and self._expiry_scope is not None:
             self._expiry_scope.deadline = self._expiry_wake = wake
