@@ -38,6 +38,9 @@ HEADER_LENGTH: Final = 8
 """Type, code, checksum, identifier, sequence: the part every error quotes (RFC 792)."""
 
 _HEADER = struct.Struct("!BBHHH")
+# Of an IPv4 datagram with a 20-byte header: TTL, protocol, source; the ICMP identifier
+# and sequence.
+_IPV4_ECHO_REPLY = struct.Struct("!8xBB2x4s8xHH")
 _TIMESTAMPS = struct.Struct("!III")
 
 # The reasons iputils ping prints, so users see familiar words.
@@ -243,6 +246,14 @@ def parse_ipv4(datagram: bytes) -> Message:
     Raises:
         MalformedPacket: too short, not ICMP, or a wrong ICMP checksum.
     """
+    # The common case first, in one unpack: an Echo Reply with a plain 20-byte header
+    # (version 4, IHL 5: the first byte is 0x45). Everything else takes the general path.
+    if len(datagram) >= 28 and datagram[0] == 0x45 and datagram[20] == ECHO_REPLY:
+        ttl, protocol, source, ident, seq = _IPV4_ECHO_REPLY.unpack_from(datagram)
+        if protocol == IPPROTO_ICMP:
+            if checksum(datagram[20:]):
+                raise MalformedPacket("bad ICMP checksum")
+            return EchoReply(source, ttl, ident, seq, datagram[28:])
     if len(datagram) < 20 or datagram[0] >> 4 != 4:
         raise MalformedPacket("not an IPv4 datagram")
     # IHL counts 32-bit words; anything above 5 is IP options, which we step over.

@@ -60,21 +60,26 @@ class Schedule(Generic[T]):
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else float("inf")
 
-    def pop_due(self, now: float) -> tuple[T, int] | None:
-        """The earliest request if it is due at ``now``, as (owner, sequence), else None.
+    def pop_due(self, now: float, early: float = 0.0) -> tuple[T, int] | None:
+        """The earliest request if it is due by ``now + early``, as (owner, sequence), else
+        None.
 
         A target's first request popped after its planned start moves the start to
         ``now``: when the loop was busy and the first request leaves late, the rest keep
         whole intervals from when it left, instead of the second following too soon.
+        One popped early keeps its planned start.
         """
-        if not self._heap or self.next_due() > now:
+        heap = self._heap
+        while heap and heap[0][3].cancelled:
+            heapq.heappop(heap)
+        if not heap or heap[0][0] > now + early:
             return None
-        _, _, seq, plan = self._heap[0]
+        _, _, seq, plan = heap[0]
         if seq == 0 and now > plan.start:
             plan.start = now
         if seq + 1 < plan.count:
             due = plan.start + (seq + 1) * plan.interval
-            heapq.heapreplace(self._heap, (due, next(self._order), seq + 1, plan))
+            heapq.heapreplace(heap, (due, next(self._order), seq + 1, plan))
         else:
-            heapq.heappop(self._heap)
+            heapq.heappop(heap)
         return plan.owner, seq
