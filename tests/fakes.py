@@ -25,7 +25,8 @@ import trio
 
 from tests.lab import packets
 from trio_ping import icmp
-from trio_ping.icmp_socket import Datagram, IcmpSocket
+from trio_ping.datagrams import Datagram
+from trio_ping.icmp_socket import IcmpSocket
 
 LOCAL = "192.0.2.100"
 """Our own address, as the fake network sees it."""
@@ -158,7 +159,7 @@ class FakeIcmpSocket(IcmpSocket):
             data, hop_limit = packet, data[8]
         datagram = Datagram(
             data,
-            delivery.source,
+            packets.packed(delivery.source),
             self.epoch_ns + to_ns(due),
             delivery.kernel_timestamp,
             hop_limit,

@@ -1,39 +1,67 @@
-"""The socket layer's pure parts: kernel timestamps and hop limits from ancillary data,
-and the ICMPv6 filter."""
+"""The socket layer's pure parts: kernel timestamps and hop limits from control messages,
+and the ICMPv6 filter. (The live tests read real sockets.)"""
 
 from __future__ import annotations
 
 import socket
 import struct
+import sys
 import time
 
 from trio_ping import icmp
-from trio_ping.icmp_socket import SO_TIMESTAMPNS, _icmp6_filter, datagram_from
+from trio_ping.datagrams import SO_TIMESTAMPNS, datagram_from
+from trio_ping.icmp_socket import _icmp6_filter
 
 STAMP = struct.Struct("@qq")
+SOURCE = bytes([10, 202, 0, 1])
+
+
+def control_message(level: int, kind: int, data: bytes) -> bytes:
+    """One struct cmsghdr with its data, padded as the kernel lays them out."""
+    header = struct.pack("@Nii", socket.CMSG_LEN(len(data)), level, kind)
+    return (header + data).ljust(socket.CMSG_SPACE(len(data)), b"\0")
 
 
 def test_kernel_timestamp_is_converted_to_nanoseconds_since_the_epoch() -> None:
-    ancillary = [(socket.SOL_SOCKET, SO_TIMESTAMPNS, STAMP.pack(1_795_000_000, 123_456_789))]
-    datagram = datagram_from(b"data", "10.202.0.1", ancillary)
+    control = control_message(
+        socket.SOL_SOCKET, SO_TIMESTAMPNS, STAMP.pack(1_795_000_000, 123_456_789)
+    )
+    datagram = datagram_from(b"data", SOURCE, control)
     assert datagram.timestamp_ns == 1_795_000_000_123_456_789
     assert datagram.kernel_timestamp
-    assert (datagram.data, datagram.address, datagram.hop_limit) == (b"data", "10.202.0.1", None)
+    assert (datagram.data, datagram.source, datagram.hop_limit) == (b"data", SOURCE, None)
 
 
 def test_without_a_kernel_stamp_the_time_now_stands_in_and_says_so() -> None:
     before = time.time_ns()
-    datagram = datagram_from(b"data", "10.202.0.1", [])
+    datagram = datagram_from(b"data", SOURCE, b"")
     after = time.time_ns()
     assert before <= datagram.timestamp_ns <= after
     assert not datagram.kernel_timestamp
 
 
 def test_hop_limit_and_ttl_come_from_ancillary_data() -> None:
-    hop_limit = (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, (57).to_bytes(4, "little"))
-    ttl = (socket.IPPROTO_IP, socket.IP_TTL, (63).to_bytes(4, "little"))
-    assert datagram_from(b"", "fd00:202::1", [hop_limit]).hop_limit == 57
-    assert datagram_from(b"", "10.202.0.1", [ttl]).hop_limit == 63
+    stamp = control_message(socket.SOL_SOCKET, SO_TIMESTAMPNS, STAMP.pack(1, 2))
+    hop_limit = control_message(
+        socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, (57).to_bytes(4, sys.byteorder)
+    )
+    ttl = control_message(socket.IPPROTO_IP, socket.IP_TTL, (63).to_bytes(4, sys.byteorder))
+    from_ipv6 = datagram_from(b"", socket.inet_pton(socket.AF_INET6, "fd00:202::1"), hop_limit)
+    assert from_ipv6.hop_limit == 57
+    assert datagram_from(b"", SOURCE, ttl).hop_limit == 63
+    # Both, in either order, as the kernel may put them.
+    for control in (stamp + ttl, ttl + stamp):
+        datagram = datagram_from(b"", SOURCE, control)
+        assert (datagram.hop_limit, datagram.timestamp_ns) == (63, 1_000_000_002)
+
+
+def test_a_truncated_or_malformed_control_message_ends_the_walk() -> None:
+    stamp = control_message(socket.SOL_SOCKET, SO_TIMESTAMPNS, STAMP.pack(1, 2))
+    # A header claiming less than itself must not loop forever or raise.
+    bogus = struct.pack("@Nii", 0, socket.IPPROTO_IP, socket.IP_TTL)
+    datagram = datagram_from(b"", SOURCE, stamp + bogus)
+    assert (datagram.timestamp_ns, datagram.hop_limit) == (1_000_000_002, None)
+    assert not datagram_from(b"", SOURCE, stamp[:20]).kernel_timestamp
 
 
 def test_icmpv6_filter_passes_replies_and_errors_only() -> None:

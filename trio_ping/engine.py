@@ -32,7 +32,8 @@ import trio
 
 from trio_ping import icmp
 from trio_ping.batching import busy
-from trio_ping.icmp_socket import Datagram, IcmpSocket, SocketPermissionError
+from trio_ping.datagrams import Datagram
+from trio_ping.icmp_socket import IcmpSocket, SocketPermissionError
 from trio_ping.results import PingResult, Status
 from trio_ping.schedule import Plan, Schedule
 from trio_ping.timestamps import clock_offset_ms, ms_since_midnight

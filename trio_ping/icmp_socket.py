@@ -15,16 +15,15 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-import sys
 import time
-from typing import Final, NamedTuple
+from typing import Final
 
 import trio
 
 from trio_ping import icmp
+from trio_ping.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 
 # Linux asm-generic/socket.h and linux/in.h; Python 3.11 does not export them.
-SO_TIMESTAMPNS: Final = 35
 SO_RCVBUFFORCE: Final = 33
 IP_RECVTTL: Final = 12
 ICMP6_FILTER: Final = 1  # linux/icmpv6.h, level IPPROTO_ICMPV6
@@ -43,11 +42,6 @@ _ICMPV6_WANTED: Final = (
 RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 """Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
 
-_TIMESPEC = struct.Struct("@qq")
-_ANCILLARY_SIZE: Final = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(4)
-_RECEIVE_SIZE: Final = 65535
-# A plain int: socket.MSG_TRUNC is an IntFlag, and its "&" is a slow Python call per packet.
-_MSG_TRUNC: Final = int(socket.MSG_TRUNC)
 _ENOBUFS_RETRIES: Final = 50
 _ENOBUFS_BACKOFF: Final = 0.001
 
@@ -61,19 +55,6 @@ _HOW_TO_ALLOW = (
     "or allow ICMP datagram sockets for your group "
     "(sysctl -w net.ipv4.ping_group_range='0 2147483647')"
 )
-
-
-class Datagram(NamedTuple):
-    """One received packet, as the kernel handed it over."""
-
-    data: bytes
-    address: str
-    timestamp_ns: int
-    """Receive time, ns since the epoch (CLOCK_REALTIME)."""
-    kernel_timestamp: bool
-    """False when the kernel gave no stamp and ``timestamp_ns`` was read in user space."""
-    hop_limit: int | None
-    """The TTL or hop limit, when what we received has no IP header to read it from."""
 
 
 class IcmpSocket:
@@ -103,8 +84,7 @@ class IcmpSocket:
         elif not self.raw:
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)  # no IP header to read it from
         self._sock = sock
-        self._buffer = bytearray(_RECEIVE_SIZE)
-        self._view = memoryview(self._buffer)
+        self._reader = DatagramReader(sock)
         self._closed = False
 
     @classmethod
@@ -159,29 +139,21 @@ class IcmpSocket:
             else:
                 return sent_ns
 
-    async def receive_batch(self, limit: int = 256) -> list[Datagram]:
-        """Wait until the socket is readable, then read until it would block (or ``limit``).
+    async def receive_batch(self, limit: int = CAPACITY) -> list[Datagram]:
+        """Wait until the socket is readable, then read what is queued (up to ``limit``).
 
         Always checkpoints once, so a flood cannot starve the other tasks.
         """
-        batch: list[Datagram] = []
-        append = batch.append
-        recvmsg_into = self._sock.recvmsg_into
-        buffers = [self._buffer]
-        view = self._view
         waited = False
-        while len(batch) < limit:
+        while True:
             try:
-                size, ancillary, flags, address = recvmsg_into(buffers, _ANCILLARY_SIZE)
+                batch = self._reader.read(limit)
             except BlockingIOError:
-                if batch:
-                    break
                 await trio.lowlevel.wait_readable(self._sock)
                 waited = True
                 continue
-            if flags & _MSG_TRUNC:
-                continue  # larger than any reply to our requests: not ours
-            append(datagram_from(view[:size].tobytes(), address[0], ancillary))
+            if batch:  # else every datagram read was too long to be ours: read on
+                break
         if not waited:
             await trio.lowlevel.checkpoint()
         return batch
@@ -195,10 +167,10 @@ class IcmpSocket:
         if self._raw_ipv4:  # the common case first
             return icmp.parse_ipv4(datagram.data)
         if self.family == socket.AF_INET6:
-            source = socket.inet_pton(socket.AF_INET6, datagram.address)
-            return icmp.parse_icmpv6(datagram.data, source=source, hop_limit=datagram.hop_limit)
-        source = socket.inet_pton(socket.AF_INET, datagram.address)
-        return icmp.parse_icmpv4(datagram.data, source=source, ttl=datagram.hop_limit)
+            return icmp.parse_icmpv6(
+                datagram.data, source=datagram.source, hop_limit=datagram.hop_limit
+            )
+        return icmp.parse_icmpv4(datagram.data, source=datagram.source, ttl=datagram.hop_limit)
 
     def close(self) -> None:
         """Wake any task waiting on the socket (it gets ClosedResourceError), then close it."""
@@ -223,28 +195,3 @@ def _enlarge_receive_buffer(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
     except PermissionError:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-
-
-def datagram_from(data: bytes, address: str, ancillary: list[tuple[int, int, bytes]]) -> Datagram:
-    """A Datagram from what recvmsg returned: the kernel's receive stamp (a struct
-    timespec of CLOCK_REALTIME) and TTL/hop limit from the ancillary data; without a
-    stamp, the time now, marked as a user-space reading."""
-    if len(ancillary) == 1:
-        level, kind, value = ancillary[0]
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-            # What a raw IPv4 socket gives, the common case: the receive stamp alone.
-            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-            return Datagram(data, address, seconds * 1_000_000_000 + nanoseconds, True, None)
-    timestamp_ns: int | None = None
-    hop_limit: int | None = None
-    for level, kind, value in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-            timestamp_ns = seconds * 1_000_000_000 + nanoseconds
-        elif (level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT) or (
-            level == socket.IPPROTO_IP and kind == socket.IP_TTL
-        ):
-            hop_limit = int.from_bytes(value[:4], sys.byteorder)
-    if timestamp_ns is None:
-        return Datagram(data, address, time.time_ns(), False, hop_limit)
-    return Datagram(data, address, timestamp_ns, True, hop_limit)

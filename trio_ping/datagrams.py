@@ -1,0 +1,200 @@
+"""Reading many datagrams per system call: recvmmsg(2) through ctypes.
+
+The stdlib's ``recvmsg_into`` reads one datagram a call and builds a tuple, a list of
+ancillary tuples and an address string for each: measured with valgrind at 14,400
+user-space instructions a reply, a tenth of all the CPU an echo costs at 20,000 requests
+a second. recvmmsg(2) (Linux 2.6.33) fills up to :data:`CAPACITY` preallocated slots in
+one call, and each slot is read with two ``unpack_from`` calls: 5,600 instructions.
+
+Each slot has :data:`SLOT_SIZE` bytes for the datagram. That is more than anything that
+can be meant for us (our replies are 84 bytes, IPv4 errors quote at most 576, IPv6
+errors fit in 1,280); a longer one comes back with ``MSG_TRUNC`` and is skipped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+import sys
+import time
+from typing import Final, NamedTuple
+
+# Linux asm-generic/socket.h; Python 3.11 does not export it.
+SO_TIMESTAMPNS: Final = 35
+
+CAPACITY: Final = 256
+"""Datagrams one call can return."""
+SLOT_SIZE: Final = 2048
+CONTROL_SIZE: Final = 64
+"""Room for a timestamp and a TTL or hop limit: CMSG_SPACE(16) + CMSG_SPACE(4) is 56."""
+_NAME_SIZE: Final = 28  # sizeof(struct sockaddr_in6), the larger of the two
+
+_MSG_DONTWAIT: Final = 0x40
+_MSG_TRUNC: Final = 0x20
+
+
+class Datagram(NamedTuple):
+    """One received packet, as the kernel handed it over."""
+
+    data: bytes
+    source: bytes
+    """The sender's address, packed (4 bytes for IPv4, 16 for IPv6)."""
+    timestamp_ns: int
+    """Receive time, ns since the epoch (CLOCK_REALTIME)."""
+    kernel_timestamp: bool
+    """False when the kernel gave no stamp and ``timestamp_ns`` was read in user space."""
+    hop_limit: int | None
+    """The TTL or hop limit, when what we received has no IP header to read it from."""
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_void_p),
+        ("namelen", ctypes.c_uint32),
+        ("iov", ctypes.c_void_p),
+        ("iovlen", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("controllen", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+    ]
+
+
+class _Mmsghdr(ctypes.Structure):
+    _fields_ = [("header", _Msghdr), ("length", ctypes.c_uint)]
+
+
+_HEADER_SIZE: Final = ctypes.sizeof(_Mmsghdr)
+# What the kernel writes back into each mmsghdr: controllen, flags, and the datagram's length.
+_RESULT = struct.Struct(
+    f"@{_Msghdr.controllen.offset}xNi{_Mmsghdr.length.offset - _Msghdr.flags.offset - 4}xI"
+)
+_CMSG_HEADER = struct.Struct("@Nii")  # struct cmsghdr: length, level, type
+_CMSG_DATA: Final = socket.CMSG_LEN(0)  # where the data starts, after alignment
+_TIMESPEC = struct.Struct("@qq")
+# The common case, a raw socket's only control message: the SO_TIMESTAMPNS stamp.
+_STAMP_ONLY = struct.Struct(f"@Nii{_CMSG_DATA - _CMSG_HEADER.size}xqq")
+_STAMP_ONLY_SIZE: Final = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+class DatagramReader:
+    """Reads the datagrams queued on one socket, up to :data:`CAPACITY` per system call.
+
+    Owns its buffers: one reader per socket, used by one task at a time.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        """Read from ``sock`` (AF_INET or AF_INET6); its blocking mode does not matter."""
+        self._fd = sock.fileno()
+        self._ipv6 = sock.family == socket.AF_INET6
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._recvmmsg = self._libc.recvmmsg
+        self._recvmmsg.argtypes = [
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_void_p,
+        ]
+        self._recvmmsg.restype = ctypes.c_int
+        self._data = ctypes.create_string_buffer(SLOT_SIZE * CAPACITY)
+        self._control = ctypes.create_string_buffer(CONTROL_SIZE * CAPACITY)
+        self._names = ctypes.create_string_buffer(_NAME_SIZE * CAPACITY)
+        self._iovecs = (_Iovec * CAPACITY)()
+        self._headers = (_Mmsghdr * CAPACITY)()
+        for slot in range(CAPACITY):
+            self._iovecs[slot].base = ctypes.addressof(self._data) + slot * SLOT_SIZE
+            self._iovecs[slot].length = SLOT_SIZE
+            header = self._headers[slot].header
+            header.name = ctypes.addressof(self._names) + slot * _NAME_SIZE
+            header.namelen = _NAME_SIZE
+            header.iov = ctypes.addressof(self._iovecs[slot])
+            header.iovlen = 1
+            header.control = ctypes.addressof(self._control) + slot * CONTROL_SIZE
+            header.controllen = CONTROL_SIZE
+        # The kernel overwrites namelen and controllen in each slot it fills: a copy of
+        # the headers as set up here restores them before the next call.
+        self._pristine = bytes(self._headers)
+        self._header_view = memoryview(self._headers).cast("B")
+        self._data_view = memoryview(self._data).cast("B")
+        self._control_view = memoryview(self._control).cast("B")
+        self._names_view = memoryview(self._names).cast("B")
+        self._filled = CAPACITY
+        self._headers_address = ctypes.addressof(self._headers)
+
+    def read(self, limit: int = CAPACITY) -> list[Datagram]:
+        """The datagrams queued now, oldest first, at most ``limit`` (and CAPACITY).
+
+        Raises:
+            BlockingIOError: nothing is queued.
+            OSError: the kernel reports an error on the socket.
+        """
+        used = self._filled * _HEADER_SIZE
+        self._header_view[:used] = self._pristine[:used]
+        self._filled = 0
+        while True:
+            count = self._recvmmsg(
+                self._fd, self._headers_address, min(limit, CAPACITY), _MSG_DONTWAIT, None
+            )
+            if count >= 0:
+                break
+            code = ctypes.get_errno()
+            if code != errno.EINTR:
+                raise OSError(code, os.strerror(code))
+        self._filled = count
+        unpack_result = _RESULT.unpack_from
+        unpack_stamp = _STAMP_ONLY.unpack_from
+        headers, data, control = self._header_view, self._data_view, self._control_view
+        names = self._names_view
+        name_offset, address_size = (8, 16) if self._ipv6 else (4, 4)
+        batch: list[Datagram] = []
+        append = batch.append
+        for slot in range(count):
+            control_size, flags, size = unpack_result(headers, slot * _HEADER_SIZE)
+            if flags & _MSG_TRUNC:
+                continue  # longer than anything meant for us
+            start = slot * SLOT_SIZE
+            name = slot * _NAME_SIZE + name_offset
+            source = names[name : name + address_size].tobytes()
+            packet = data[start : start + size].tobytes()
+            stamp = slot * CONTROL_SIZE
+            if control_size == _STAMP_ONLY_SIZE:
+                _, level, kind, seconds, nanoseconds = unpack_stamp(control, stamp)
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    append(
+                        Datagram(packet, source, seconds * 1_000_000_000 + nanoseconds, True, None)
+                    )
+                    continue
+            append(datagram_from(packet, source, control[stamp : stamp + control_size].tobytes()))
+        return batch
+
+
+def datagram_from(data: bytes, source: bytes, control: bytes) -> Datagram:
+    """A Datagram from the control messages (struct cmsghdr, one after another) that came
+    with it: the kernel's receive stamp (a struct timespec of CLOCK_REALTIME) and the TTL
+    or hop limit; without a stamp, the time now, marked as a user-space reading."""
+    timestamp_ns: int | None = None
+    hop_limit: int | None = None
+    offset = 0
+    while offset + _CMSG_HEADER.size <= len(control):
+        length, level, kind = _CMSG_HEADER.unpack_from(control, offset)
+        if length < _CMSG_DATA or offset + length > len(control):
+            break  # cut short (MSG_CTRUNC) or malformed: keep what came whole
+        value = control[offset + _CMSG_DATA : offset + length]
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            timestamp_ns = seconds * 1_000_000_000 + nanoseconds
+        elif (level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT) or (
+            level == socket.IPPROTO_IP and kind == socket.IP_TTL
+        ):
+            hop_limit = int.from_bytes(value[:4], sys.byteorder)
+        offset += socket.CMSG_SPACE(length - _CMSG_DATA)
+    if timestamp_ns is None:
+        return Datagram(data, source, time.time_ns(), False, hop_limit)
+    return Datagram(data, source, timestamp_ns, True, hop_limit)
