@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.batch import batch_cases, run_batch
+from benchmarks.batch import ROUNDS, batch_cases, run_batch
 from benchmarks.context import Bench
 from benchmarks.measure import wrapper_cpu
 from benchmarks.measurement import run_pacing, run_rtt, run_startup
@@ -34,9 +34,9 @@ from tests.lab import addresses
 from tests.lab.netns import Lab, trio_ping_command
 
 CASES: dict[str, str] = {
-    "a": "burst: 10,000 targets x 1 echo, trio-ping vs fping -c1 -i0",
-    "b": "5,000 x 10 @ 1000 ms, trio-ping vs fping -c10 -p1000 -i0",
-    "c": "20,000 x 10 @ 1000 ms, trio-ping (fping refuses: seq limit)",
+    "a": "burst: 10,000 targets x 1 echo, trio-ping vs fping -c1 -i0, 3 rounds each",
+    "b": "5,000 x 10 @ 1000 ms, trio-ping vs fping -c10 -p1000 -i0, 3 rounds each",
+    "c": "20,000 x 10 @ 1000 ms, trio-ping (fping refuses: seq limit), 3 rounds each",
     "d": "RTT: trio-ping vs iputils ping -c 10 -i 0.01, interleaved 3 times",
     "e": "pacing: tcpdump sees 10 requests at 1 ms, 3 runs",
     "f": "start-up: trio-ping 127.0.0.1,1,1 vs python -c 'import trio'",
@@ -185,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for key in arguments.cases:
                 if key in batches:
-                    rows.append(run_batch(bench, batches[key]))
+                    rounds = 1 if arguments.quick else ROUNDS
+                    rows.append(run_batch(bench, batches[key], rounds))
                 else:
                     rows.append(runners[key]())
     except KeyboardInterrupt:
