@@ -162,7 +162,7 @@ def run_batch(bench: Bench, case: BatchCase, rounds: int = 1) -> Row:
         f"CPU {trio.cpu_s:.2f} s, RSS {trio.rss_mb:.0f} MB"
     )
     if rounds > 1:
-        row.trio_ping += f" (median of {rounds})"
+        row.trio_ping += f" (the median round of {rounds})"
     for run, _ in trio_rounds:
         if run.returncode not in (0, 1) or run.stderr.strip():
             row.notes.append(f"trio-ping exit {run.returncode}: {run.stderr_tail()}")

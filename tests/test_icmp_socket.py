@@ -8,9 +8,12 @@ import struct
 import sys
 import time
 
+import pytest
+import trio
+
 from trio_ping import icmp
 from trio_ping.datagrams import SO_TIMESTAMPNS, datagram_from
-from trio_ping.icmp_socket import _icmp6_filter
+from trio_ping.icmp_socket import IcmpSocket, _icmp6_filter
 
 STAMP = struct.Struct("@qq")
 SOURCE = bytes([10, 202, 0, 1])
@@ -62,6 +65,9 @@ def test_a_truncated_or_malformed_control_message_ends_the_walk() -> None:
     datagram = datagram_from(b"", SOURCE, stamp + bogus)
     assert (datagram.timestamp_ns, datagram.hop_limit) == (1_000_000_002, None)
     assert not datagram_from(b"", SOURCE, stamp[:20]).kernel_timestamp
+    # A stamp whose own length says it is cut short: no stamp rather than an exception.
+    short = struct.pack("@Nii", socket.CMSG_LEN(4), socket.SOL_SOCKET, SO_TIMESTAMPNS)
+    assert not datagram_from(b"", SOURCE, short + bytes(8)).kernel_timestamp
 
 
 def test_icmpv6_filter_passes_replies_and_errors_only() -> None:
@@ -80,3 +86,12 @@ def test_icmpv6_filter_passes_replies_and_errors_only() -> None:
             icmp.ICMPV6_ECHO_REPLY,
         ]
     )
+
+
+async def test_a_closed_socket_is_not_read_again() -> None:
+    # Its descriptor number may belong to another file by now. Any datagram socket will
+    # do here: nothing is sent, and no privilege is needed.
+    sock = IcmpSocket(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    sock.close()
+    with pytest.raises(trio.ClosedResourceError):
+        await sock.receive_batch()

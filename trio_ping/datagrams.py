@@ -187,12 +187,15 @@ def datagram_from(data: bytes, source: bytes, control: bytes) -> Datagram:
         if length < _CMSG_DATA or offset + length > len(control):
             break  # cut short (MSG_CTRUNC) or malformed: keep what came whole
         value = control[offset + _CMSG_DATA : offset + length]
+        # A message the kernel cut short (MSG_CTRUNC) says less than its type needs.
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-            timestamp_ns = seconds * 1_000_000_000 + nanoseconds
-        elif (level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT) or (
-            level == socket.IPPROTO_IP and kind == socket.IP_TTL
-        ):
+            if len(value) >= _TIMESPEC.size:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                timestamp_ns = seconds * 1_000_000_000 + nanoseconds
+        elif (
+            (level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT)
+            or (level == socket.IPPROTO_IP and kind == socket.IP_TTL)
+        ) and len(value) >= 4:
             hop_limit = int.from_bytes(value[:4], sys.byteorder)
         offset += socket.CMSG_SPACE(length - _CMSG_DATA)
     if timestamp_ns is None:

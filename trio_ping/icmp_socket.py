@@ -143,7 +143,13 @@ class IcmpSocket:
         """Wait until the socket is readable, then read what is queued (up to ``limit``).
 
         Always checkpoints once, so a flood cannot starve the other tasks.
+
+        Raises:
+            trio.ClosedResourceError: the socket was closed (its descriptor number may
+                belong to another file by now, so it must not be read).
         """
+        if self._closed:
+            raise trio.ClosedResourceError("the ICMP socket is closed")
         waited = False
         while True:
             try:

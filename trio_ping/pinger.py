@@ -164,7 +164,7 @@ class Pinger:
         self._closers.append(sock.close)
         sleep_until: SleepUntil = trio.sleep_until
         if self._precise_pacing:
-            from trio_ping.pacing import TimerfdSleeper  # ctypes: only when it is used
+            from trio_ping.pacing import TimerfdSleeper  # only when it is used
 
             sleeper = TimerfdSleeper()
             self._closers.append(sleeper.close)
