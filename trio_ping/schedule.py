@@ -56,9 +56,7 @@ class Schedule(Generic[T]):
 
     def next_due(self) -> float:
         """When the earliest request is due; infinity when nothing is planned."""
-        while self._heap and self._heap[0][3].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else float("inf")
+        return self._heap[0][0] if self._drop_cancelled() else float("inf")
 
     def pop_due(self, now: float, early: float = 0.0) -> tuple[T, int] | None:
         """The earliest request if it is due by ``now + early``, as (owner, sequence), else
@@ -69,9 +67,7 @@ class Schedule(Generic[T]):
         whole intervals from when it left, instead of the second following too soon.
         One popped early keeps its planned start.
         """
-        heap = self._heap
-        while heap and heap[0][3].cancelled:
-            heapq.heappop(heap)
+        heap = self._drop_cancelled()
         if not heap or heap[0][0] > now + early:
             return None
         _, _, seq, plan = heap[0]
@@ -83,3 +79,10 @@ class Schedule(Generic[T]):
         else:
             heapq.heappop(heap)
         return plan.owner, seq
+
+    def _drop_cancelled(self) -> list[tuple[float, int, int, Plan[T]]]:
+        """The heap, its head no longer a cancelled plan's entry."""
+        heap = self._heap
+        while heap and heap[0][3].cancelled:
+            heapq.heappop(heap)
+        return heap
