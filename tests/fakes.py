@@ -1,8 +1,8 @@
 """An in-memory ICMP socket whose peer is scripted per test, on trio's (virtual) clock.
 
 :class:`FakeIcmpSocket` stands in for :class:`trio_ping.icmp_socket.IcmpSocket` exactly
-where the engine touches it (``family``, ``send``, ``receive_batch``, ``decode``,
-``close``). Every request the engine sends is recorded with the trio time it left, and
+where the engine touches it (``family``, ``try_send``, ``send``, ``receive_batch``,
+``decode``, ``close``). Every request the engine sends is recorded with the trio time it left, and
 handed to a *peer*: a function that returns what the network sends back and after how
 long. Deliveries wait in a heap; ``receive_batch`` parks until the earliest is due, so
 trio's autojump clock can run a test of many seconds in an instant.
@@ -116,6 +116,10 @@ class FakeIcmpSocket(IcmpSocket):
         self.refused: list[Sent] = []
         """Every request the peer had the kernel refuse."""
         self.closed = False
+        self.pushback = 0
+        """How many more sends the kernel pushes back (EAGAIN) before it takes one."""
+        self.waited_sends = 0
+        """Sends that had to wait for room."""
         self._pending: list[tuple[float, int, Datagram]] = []
         self._order = itertools.count()
         self._lot = trio.lowlevel.ParkingLot()
@@ -124,8 +128,21 @@ class FakeIcmpSocket(IcmpSocket):
         """There is none: the fake is never waited on directly."""
         raise OSError("FakeIcmpSocket has no file descriptor")
 
+    def try_send(self, packet: bytes, address: str) -> int | None:
+        """Record the request, ask the peer what comes back, and schedule it; or, while
+        ``pushback`` is above 0, count one down and take nothing (a full send buffer)."""
+        if self.pushback > 0:
+            self.pushback -= 1
+            return None
+        return self._take(packet, address)
+
     async def send(self, packet: bytes, address: str) -> int:
-        """Record the request, ask the peer what comes back, and schedule it."""
+        """As try_send, after waiting for room (which the fake always has)."""
+        self.waited_sends += 1
+        await trio.lowlevel.checkpoint()
+        return self._take(packet, address)
+
+    def _take(self, packet: bytes, address: str) -> int:
         if self.closed:
             raise trio.ClosedResourceError
         if not self.raw:

@@ -409,6 +409,33 @@ async def test_send_refused_by_the_kernel_is_a_result_and_the_rest_go_on(
     assert [sent.seq for sent in fake.refused] == [1]
 
 
+async def test_a_send_the_kernel_pushes_back_waits_and_is_not_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    fake.pushback = 1  # the first try finds the send buffer full (EAGAIN)
+    async with pinger_over(fake) as pinger, trio.open_nursery() as nursery:
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        async with send_channel:
+            for last in range(1, 4):
+                pinger.start(
+                    f"192.0.2.{last}",
+                    count=2,
+                    interval=0.1,
+                    timeout=1.0,
+                    results=send_channel.clone(),
+                )
+        outcome = await drain(receive_channel)
+        nursery.cancel_scope.cancel()
+    assert fake.waited_sends == 1
+    assert sorted((sent.address, sent.seq) for sent in fake.sent) == [
+        (f"192.0.2.{last}", seq) for last in range(1, 4) for seq in range(2)
+    ]
+    assert sorted((result.address, result.seq, result.rtt_us) for _, result in outcome) == [
+        (f"192.0.2.{last}", seq, 1000) for last in range(1, 4) for seq in range(2)
+    ]
+
+
 # Sessions --------------------------------------------------------------------------------
 
 

@@ -1,8 +1,11 @@
 """The socket layer's pure parts: kernel timestamps and hop limits from control messages,
-and the ICMPv6 filter. (The live tests read real sockets.)"""
+the ICMPv6 filter, and how a send the kernel refuses is classified. (The live tests read
+real sockets.)"""
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import struct
 import sys
@@ -95,3 +98,34 @@ async def test_a_closed_socket_is_not_read_again() -> None:
     sock.close()
     with pytest.raises(trio.ClosedResourceError):
         await sock.receive_batch()
+
+
+class _Refusing:
+    """Stands in for the stdlib socket: every sendto fails with one error number."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def sendto(self, packet: bytes, address: tuple[str, int]) -> int:
+        raise OSError(self.number, os.strerror(self.number))
+
+
+@pytest.mark.parametrize("number", [errno.EAGAIN, errno.ENOBUFS])
+def test_try_send_says_not_now_when_the_kernel_has_no_room(number: int) -> None:
+    sock = IcmpSocket(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    real, sock._sock = sock._sock, _Refusing(number)  # type: ignore[assignment]
+    try:
+        assert sock.try_send(b"packet", "127.0.0.1") is None
+    finally:
+        real.close()
+
+
+def test_try_send_raises_what_the_kernel_refuses_for_good() -> None:
+    sock = IcmpSocket(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    real, sock._sock = sock._sock, _Refusing(errno.EHOSTUNREACH)  # type: ignore[assignment]
+    try:
+        with pytest.raises(OSError, match=os.strerror(errno.EHOSTUNREACH)) as raised:
+            sock.try_send(b"packet", "127.0.0.1")
+        assert raised.value.errno == errno.EHOSTUNREACH
+    finally:
+        real.close()

@@ -22,6 +22,12 @@ class RecordingSocket(IcmpSocket):
         super().__init__(sock)
         self.sent_ns: list[int] = []
 
+    def try_send(self, packet: bytes, address: str) -> int | None:
+        sent_ns = super().try_send(packet, address)
+        if sent_ns is not None:
+            self.sent_ns.append(sent_ns)
+        return sent_ns
+
     async def send(self, packet: bytes, address: str) -> int:
         sent_ns = await super().send(packet, address)
         self.sent_ns.append(sent_ns)

@@ -112,6 +112,26 @@ class IcmpSocket:
         """The descriptor, for trio's wait functions."""
         return self._sock.fileno()
 
+    def try_send(self, packet: bytes, address: str) -> int | None:
+        """Send ``packet`` to ``address`` if the kernel takes it now; return the send time
+        in ns (CLOCK_REALTIME), or None when it cannot now: the send buffer or the device
+        queue is full (EAGAIN, ENOBUFS). Then :meth:`send` waits for room.
+
+        Raises:
+            OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
+                address, ...).
+        """
+        sent_ns = time.time_ns()
+        try:
+            self._sock.sendto(packet, (address, 0))
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ENOBUFS:
+                return None
+            raise
+        return sent_ns
+
     async def send(self, packet: bytes, address: str) -> int:
         """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
 
