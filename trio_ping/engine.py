@@ -34,12 +34,15 @@ from trio_ping import icmp
 from trio_ping.batching import busy
 from trio_ping.datagrams import Datagram
 from trio_ping.icmp_socket import IcmpSocket, SocketPermissionError
-from trio_ping.results import PingResult, Status
+from trio_ping.results import REPLY, PingResult, Status
 from trio_ping.schedule import Plan, Schedule
 from trio_ping.timestamps import clock_offset_ms, ms_since_midnight
 from trio_ping.tracker import Probe, ProbeKey, Tracker, Verdict
 
 SleepUntil = Callable[[float], Awaitable[None]]
+
+# Per reply, enum members are read through globals (see REPLY in trio_ping/results.py).
+_ANSWERED: Final = Verdict.ANSWERED
 
 PAYLOAD_SIZE: Final = 56
 """Bytes after the ICMP header, as iputils ping sends by default."""
@@ -352,7 +355,7 @@ class SocketEngine:
         ident = self._ident_of(message) if self._rewrites_ident else message.ident
         key = (message.source, message.request_type, ident, message.seq)
         verdict, probe = self._tracker.on_reply(key, message.fingerprint, datagram.timestamp_ns)
-        if verdict is Verdict.ANSWERED:
+        if verdict is _ANSWERED:
             assert probe is not None
             rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
             # Positional up to kernel_timestamp: 2.4 us instead of 3.0 with keywords (a
@@ -360,7 +363,7 @@ class SocketEngine:
             result = PingResult(
                 probe.owner.address,
                 probe.seq,
-                Status.REPLY,
+                REPLY,
                 rtt_us,
                 message.ttl,
                 None,  # reason

@@ -17,7 +17,7 @@ import collections
 import enum
 import heapq
 import itertools
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 import attrs
 
@@ -41,6 +41,10 @@ class Verdict(enum.Enum):
     LATE = "late"
     """Answers an outstanding probe, but arrived after its timeout: the probe stays
     outstanding, to be reported as timed out when its deadline is processed."""
+
+
+# Per reply, members are read through globals (see REPLY in trio_ping/results.py).
+_ANSWERED: Final = Verdict.ANSWERED
 
 
 @attrs.define(slots=True, eq=False)
@@ -122,7 +126,7 @@ class Tracker(Generic[T]):
                 return Verdict.LATE, None
             del self._outstanding[key]
             self._settled[key] = probe
-            return Verdict.ANSWERED, probe
+            return _ANSWERED, probe
         settled = self._settled.get(key)
         if settled is not None and fingerprint == settled.fingerprint:
             return Verdict.DUPLICATE, settled
