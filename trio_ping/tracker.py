@@ -61,15 +61,20 @@ class Probe(Generic[T]):
     """Just before it was sent, on the scheduling clock (monotonic)."""
     deadline: float
     """When it times out, on the scheduling clock."""
+    settled: bool = False
+    """A reply or an ICMP error has settled it. The tracker keeps it until its deadline
+    all the same, so that a duplicate reply can be told from a stray one."""
 
 
 @attrs.define
 class Tracker(Generic[T]):
-    """The set of outstanding probes, with their deadlines queued in order of expiry."""
+    """The probes sent and not yet past their deadline, with the deadlines queued in order
+    of expiry."""
 
-    _outstanding: dict[ProbeKey, Probe[T]] = attrs.field(factory=dict)
-    # Answered probes stay here until their deadline so a duplicate can be told from a stray.
-    _settled: dict[ProbeKey, Probe[T]] = attrs.field(factory=dict)
+    # One dict for outstanding and settled probes alike (the probe says which): a reply
+    # then costs one lookup, and a probe moves between no two tables.
+    _probes: dict[ProbeKey, Probe[T]] = attrs.field(factory=dict)
+    _outstanding: int = 0
     # Entries carry the probe itself: after a key is reused, a stale entry must not expire
     # the new probe.
     #
@@ -85,7 +90,7 @@ class Tracker(Generic[T]):
 
     def __len__(self) -> int:
         """The number of outstanding probes."""
-        return len(self._outstanding)
+        return self._outstanding
 
     def add(self, key: ProbeKey, probe: Probe[T]) -> None:
         """Track a probe that was just sent.
@@ -96,10 +101,11 @@ class Tracker(Generic[T]):
         Raises:
             ValueError: ``key`` is outstanding: the caller's identifier allocation is wrong.
         """
-        if key in self._outstanding:
+        previous = self._probes.get(key)
+        if previous is not None and not previous.settled:
             raise ValueError(f"probe key {key!r} is already outstanding")
-        self._settled.pop(key, None)
-        self._outstanding[key] = probe
+        self._probes[key] = probe
+        self._outstanding += 1
         deadline = probe.deadline
         in_order = self._in_order
         if not in_order or in_order[-1][0] <= deadline:
@@ -117,20 +123,21 @@ class Tracker(Generic[T]):
         after its deadline yet before its probe is expired: the arrival time, not the
         reading, decides whether it came within the timeout.
         """
-        probe = self._outstanding.get(key)
-        if probe is not None:
-            if fingerprint != probe.fingerprint:
-                return Verdict.INVALID, None
-            timeout_ns = (probe.deadline - probe.sent_at) * 1e9
-            if received_ns is not None and received_ns - probe.sent_ns > timeout_ns:
-                return Verdict.LATE, None
-            del self._outstanding[key]
-            self._settled[key] = probe
-            return _ANSWERED, probe
-        settled = self._settled.get(key)
-        if settled is not None and fingerprint == settled.fingerprint:
-            return Verdict.DUPLICATE, settled
-        return Verdict.STRAY, None
+        probe = self._probes.get(key)
+        if probe is None:
+            return Verdict.STRAY, None
+        if probe.settled:
+            if fingerprint == probe.fingerprint:
+                return Verdict.DUPLICATE, probe
+            return Verdict.STRAY, None
+        if fingerprint != probe.fingerprint:
+            return Verdict.INVALID, None
+        timeout_ns = (probe.deadline - probe.sent_at) * 1e9
+        if received_ns is not None and received_ns - probe.sent_ns > timeout_ns:
+            return Verdict.LATE, None
+        probe.settled = True
+        self._outstanding -= 1
+        return _ANSWERED, probe
 
     def on_error(self, key: ProbeKey, quoted_data: bytes) -> Probe[T] | None:
         """Settle the probe an ICMP error quotes, if it is outstanding and the quote fits.
@@ -138,19 +145,24 @@ class Tracker(Generic[T]):
         The quote may stop anywhere after the ICMP header (RFC 792 promises 8 bytes, Linux
         quotes far more), so what it has of our fingerprint must agree with it.
         """
-        probe = self._outstanding.get(key)
-        if probe is None:
+        probe = self._probes.get(key)
+        if probe is None or probe.settled:
             return None
         common = min(len(quoted_data), len(probe.fingerprint))
         if quoted_data[:common] != probe.fingerprint[:common]:
             return None
-        del self._outstanding[key]
-        self._settled[key] = probe
+        probe.settled = True
+        self._outstanding -= 1
         return probe
 
     def cancel(self, key: ProbeKey) -> Probe[T] | None:
         """Stop tracking an outstanding probe without a verdict (its caller went away)."""
-        return self._outstanding.pop(key, None)
+        probe = self._probes.get(key)
+        if probe is None or probe.settled:
+            return None
+        del self._probes[key]
+        self._outstanding -= 1
+        return probe
 
     def next_deadline(self) -> float:
         """The earliest deadline still queued, or infinity when none is.
@@ -168,8 +180,7 @@ class Tracker(Generic[T]):
         The unanswered come in deadline order.
         """
         expired: list[Probe[T]] = []
-        outstanding = self._outstanding
-        settled = self._settled
+        probes = self._probes
         in_order = self._in_order
         heap = self._deadlines
         while True:
@@ -179,8 +190,8 @@ class Tracker(Generic[T]):
                 _, _, key, probe = heapq.heappop(heap)
             else:
                 return expired
-            if outstanding.get(key) is probe:
-                del outstanding[key]
-                expired.append(probe)
-            elif settled.get(key) is probe:
-                del settled[key]
+            if probes.get(key) is probe:
+                del probes[key]
+                if not probe.settled:
+                    self._outstanding -= 1
+                    expired.append(probe)
