@@ -67,7 +67,9 @@ class Schedule(Generic[T]):
         whole intervals from when it left, instead of the second following too soon.
         One popped early keeps its planned start.
         """
-        heap = self._drop_cancelled()
+        heap = self._heap
+        if heap and heap[0][3].cancelled:
+            self._drop_cancelled()
         if not heap or heap[0][0] > now + early:
             return None
         _, _, seq, plan = heap[0]
