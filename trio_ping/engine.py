@@ -325,7 +325,7 @@ class SocketEngine:
 
     async def receive_loop(self) -> None:
         """Read the socket whenever it is readable and settle the probes it answers."""
-        current_time = trio.lowlevel.current_clock().current_time  # see send_loop
+        current_time = trio.lowlevel.current_clock().current_time  # see _send_burst
         receive_batch = self._socket.receive_batch
         decode = self._socket.decode
         on_reply = self._on_reply
