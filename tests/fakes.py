@@ -2,10 +2,10 @@
 
 :class:`FakeIcmpSocket` stands in for :class:`trio_ping.icmp_socket.IcmpSocket` exactly
 where the engine touches it (``family``, ``try_send``, ``send``, ``receive_batch``,
-``decode``, ``close``). Every request the engine sends is recorded with the trio time it left, and
-handed to a *peer*: a function that returns what the network sends back and after how
-long. Deliveries wait in a heap; ``receive_batch`` parks until the earliest is due, so
-trio's autojump clock can run a test of many seconds in an instant.
+``decode``, ``close``). Every request the engine sends is recorded with the trio time it
+left, and handed to a *peer*: a function that returns what the network sends back and
+after how long. Deliveries wait in a heap; ``receive_batch`` parks until the earliest is
+due, so trio's autojump clock can run a test of many seconds in an instant.
 
 The datagrams are real bytes (built with :mod:`tests.lab.packets`) and are decoded by the
 real ``IcmpSocket.decode``, so the engine sees exactly what a raw socket would give it.
@@ -48,7 +48,7 @@ class Sent:
     """One request the engine handed to the socket."""
 
     time: float
-    """trio's clock when ``send`` was called."""
+    """trio's clock when the socket took the request."""
     packet: bytes
     """The ICMP message, without IP header."""
     address: str
@@ -116,10 +116,11 @@ class FakeIcmpSocket(IcmpSocket):
         self.refused: list[Sent] = []
         """Every request the peer had the kernel refuse."""
         self.closed = False
-        self.pushback = 0
-        """How many more sends the kernel pushes back (EAGAIN) before it takes one."""
-        self.waited_sends = 0
-        """Sends that had to wait for room."""
+        self.pushback_every = 0
+        """If set, every this-many-th try_send is pushed back (EAGAIN)."""
+        self.slow_sends = 0
+        """Calls to send: requests that were pushed back first."""
+        self._tries = 0
         self._pending: list[tuple[float, int, Datagram]] = []
         self._order = itertools.count()
         self._lot = trio.lowlevel.ParkingLot()
@@ -129,17 +130,17 @@ class FakeIcmpSocket(IcmpSocket):
         raise OSError("FakeIcmpSocket has no file descriptor")
 
     def try_send(self, packet: bytes, address: str) -> int | None:
-        """Record the request, ask the peer what comes back, and schedule it; or, while
-        ``pushback`` is above 0, count one down and take nothing (a full send buffer)."""
-        if self.pushback > 0:
-            self.pushback -= 1
+        """Record the request, ask the peer what comes back, and schedule it; but every
+        ``pushback_every``-th call (if set) takes nothing, as with a full send buffer."""
+        self._tries += 1
+        if self.pushback_every and self._tries % self.pushback_every == 0:
             return None
         return self._take(packet, address)
 
     async def send(self, packet: bytes, address: str) -> int:
-        """As try_send, after waiting for room (which the fake always has)."""
-        self.waited_sends += 1
-        await trio.lowlevel.checkpoint()
+        """What follows a pushback: the kernel has room again at once, so, like the real
+        socket's retry that succeeds, this takes the request without a checkpoint."""
+        self.slow_sends += 1
         return self._take(packet, address)
 
     def _take(self, packet: bytes, address: str) -> int:

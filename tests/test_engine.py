@@ -102,6 +102,19 @@ async def collect(
     return results
 
 
+def start_each(
+    pinger: Pinger, addresses: list[str], *, count: int, interval: float
+) -> trio.MemoryReceiveChannel[PingResult]:
+    """Start every address at once; all their results come on the channel returned."""
+    send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+    for address in addresses:
+        pinger.start(
+            address, count=count, interval=interval, timeout=1.0, results=send_channel.clone()
+        )
+    send_channel.close()  # the clones keep it open until the last session ends
+    return receive_channel
+
+
 async def drain(channel: trio.MemoryReceiveChannel[PingResult]) -> list[Timed]:
     """Every result on ``channel`` until it closes, with the virtual time it arrived."""
     return [(trio.current_time(), result) async for result in channel]
@@ -413,27 +426,42 @@ async def test_a_send_the_kernel_pushes_back_waits_and_is_not_lost(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     fake = FakeIcmpSocket(echo(0.001))
-    fake.pushback = 1  # the first try finds the send buffer full (EAGAIN)
-    async with pinger_over(fake) as pinger, trio.open_nursery() as nursery:
-        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-        async with send_channel:
-            for last in range(1, 4):
-                pinger.start(
-                    f"192.0.2.{last}",
-                    count=2,
-                    interval=0.1,
-                    timeout=1.0,
-                    results=send_channel.clone(),
-                )
-        outcome = await drain(receive_channel)
-        nursery.cancel_scope.cancel()
-    assert fake.waited_sends == 1
+    fake.pushback_every = 2  # every second try finds the send buffer full (EAGAIN)
+    async with pinger_over(fake) as pinger:
+        addresses = [f"192.0.2.{last}" for last in range(1, 4)]
+        outcome = await drain(start_each(pinger, addresses, count=2, interval=0.1))
+    assert fake.slow_sends == 3
     assert sorted((sent.address, sent.seq) for sent in fake.sent) == [
         (f"192.0.2.{last}", seq) for last in range(1, 4) for seq in range(2)
     ]
     assert sorted((result.address, result.seq, result.rtt_us) for _, result in outcome) == [
         (f"192.0.2.{last}", seq, 1000) for last in range(1, 4) for seq in range(2)
     ]
+
+
+async def test_a_backlog_with_pushbacks_still_lets_other_tasks_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Every burst stalls before its 64th send, and each retry succeeds at once without a
+    # checkpoint: the sender must still yield, or nothing else runs until the backlog is out.
+    targets = 200
+    fake = FakeIcmpSocket(echo(0.001))
+    fake.pushback_every = 30
+    sent_when_others_ran: list[int] = []
+
+    async def other_task() -> None:
+        while len(fake.sent) < targets:
+            sent_when_others_ran.append(len(fake.sent))
+            await trio.lowlevel.checkpoint()
+
+    async with pinger_over(fake) as pinger, trio.open_nursery() as nursery:
+        addresses = [f"192.0.2.{n + 1}" for n in range(targets)]
+        results = start_each(pinger, addresses, count=1, interval=1.0)
+        nursery.start_soon(other_task)
+        outcome = await drain(results)
+    assert fake.slow_sends == targets // 30
+    assert len(outcome) == targets
+    assert any(0 < sent < targets for sent in sent_when_others_ran), sent_when_others_ran
 
 
 # Sessions --------------------------------------------------------------------------------

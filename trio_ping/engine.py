@@ -37,12 +37,10 @@ from trio_ping.icmp_socket import IcmpSocket, SocketPermissionError
 from trio_ping.results import REPLY, PingResult, Status
 from trio_ping.schedule import Plan, Schedule
 from trio_ping.timestamps import clock_offset_ms, ms_since_midnight
-from trio_ping.tracker import Probe, ProbeKey, Tracker, Verdict
+from trio_ping.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
 
 SleepUntil = Callable[[float], Awaitable[None]]
 
-# Per reply, enum members are read through globals (see REPLY in trio_ping/results.py).
-_ANSWERED: Final = Verdict.ANSWERED
 
 PAYLOAD_SIZE: Final = 56
 """Bytes after the ICMP header, as iputils ping sends by default."""
@@ -238,11 +236,16 @@ class SocketEngine:
         while True:
             stalled = self._send_burst(current_time)
             if stalled is not None:
-                await self._send(*stalled)  # the kernel pushed back: wait for room
+                # The kernel pushed back: wait until it takes the request. The retry may
+                # succeed at once, without a checkpoint, and the next burst may stall
+                # again before its 64th send: yield here, or a backlog starves the
+                # receiver.
+                await self._send(*stalled)
+                await trio.lowlevel.checkpoint()
                 continue
             due = self._schedule.next_due()
             if due <= current_time() + _SEND_WINDOW:
-                await trio.lowlevel.checkpoint()  # a full burst: let replies in
+                await trio.lowlevel.checkpoint()  # more is due already: let replies in first
                 continue
             self._pacing_target = due
             with trio.CancelScope() as self._pacing_scope:
@@ -299,7 +302,7 @@ class SocketEngine:
     def _track(
         self, session: Session, seq: int, fingerprint: bytes, sent_ns: int, sent_at: float
     ) -> None:
-        """Await the reply to a request just sent.
+        """Register a request just sent, so that its reply or its deadline settles it.
 
         ``sent_at`` was read on the scheduling clock just before the send: (now - sent_at)
         then bounds the true RTT from above even if the task is preempted around the send,
@@ -315,6 +318,7 @@ class SocketEngine:
             self._expiry_scope.deadline = self._expiry_wake = wake
 
     def _send_failed(self, session: Session, seq: int, exc: OSError) -> None:
+        """Settle a request the kernel refused to send, with the kernel's reason."""
         reason = exc.strerror or str(exc)
         result = PingResult(
             session.address, seq, Status.SEND_FAILED, reason=reason, errno=exc.errno
@@ -355,7 +359,7 @@ class SocketEngine:
         ident = self._ident_of(message) if self._rewrites_ident else message.ident
         key = (message.source, message.request_type, ident, message.seq)
         verdict, probe = self._tracker.on_reply(key, message.fingerprint, datagram.timestamp_ns)
-        if verdict is _ANSWERED:
+        if verdict is ANSWERED:
             assert probe is not None
             rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
             # Positional up to kernel_timestamp: 2.4 us instead of 3.0 with keywords (a

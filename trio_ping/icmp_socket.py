@@ -113,9 +113,11 @@ class IcmpSocket:
         return self._sock.fileno()
 
     def try_send(self, packet: bytes, address: str) -> int | None:
-        """Send ``packet`` to ``address`` if the kernel takes it now; return the send time
-        in ns (CLOCK_REALTIME), or None when it cannot now: the send buffer or the device
-        queue is full (EAGAIN, ENOBUFS). Then :meth:`send` waits for room.
+        """Send ``packet`` to ``address`` now, if the kernel takes it; return the send time.
+
+        The time is in ns (CLOCK_REALTIME). None means "not now": the send buffer or the
+        device queue is full (EAGAIN, ENOBUFS). Then await :meth:`send`, which waits for
+        the socket to become writable, or retries after a pause.
 
         Raises:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
@@ -135,8 +137,8 @@ class IcmpSocket:
     async def send(self, packet: bytes, address: str) -> int:
         """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
 
-        Does not checkpoint when the kernel takes the packet at once: a sender pushing a
-        burst decides itself when to yield. ENOBUFS (a full device queue) is retried
+        Does not checkpoint when the kernel takes the packet at once: the caller decides
+        when to yield. ENOBUFS (a full device queue) is retried
         briefly before it is raised: it says "not now", not "never".
 
         Raises:

@@ -43,8 +43,8 @@ class Verdict(enum.Enum):
     outstanding, to be reported as timed out when its deadline is processed."""
 
 
-# Per reply, members are read through globals (see REPLY in trio_ping/results.py).
-_ANSWERED: Final = Verdict.ANSWERED
+ANSWERED: Final = Verdict.ANSWERED
+"""Verdict.ANSWERED, for code run per reply (see REPLY in trio_ping/results.py)."""
 
 
 @attrs.define(slots=True, eq=False)
@@ -61,9 +61,10 @@ class Probe(Generic[T]):
     """Just before it was sent, on the scheduling clock (monotonic)."""
     deadline: float
     """When it times out, on the scheduling clock."""
-    settled: bool = False
-    """A reply or an ICMP error has settled it. The tracker keeps it until its deadline
-    all the same, so that a duplicate reply can be told from a stray one."""
+    settled: bool = attrs.field(default=False, init=False)
+    """A reply or an ICMP error has settled it. The tracker keeps it all the same, so that
+    a duplicate reply can be told from a stray one, until its deadline or until a new
+    request reuses its key."""
 
 
 @attrs.define
@@ -72,9 +73,9 @@ class Tracker(Generic[T]):
     of expiry."""
 
     # One dict for outstanding and settled probes alike (the probe says which): a reply
-    # then costs one lookup, and a probe moves between no two tables.
+    # then costs one lookup, and settling a probe moves it nowhere.
     _probes: dict[ProbeKey, Probe[T]] = attrs.field(factory=dict)
-    _outstanding: int = 0
+    _unsettled: int = attrs.field(default=0, init=False)
     # Entries carry the probe itself: after a key is reused, a stale entry must not expire
     # the new probe.
     #
@@ -90,7 +91,7 @@ class Tracker(Generic[T]):
 
     def __len__(self) -> int:
         """The number of outstanding probes."""
-        return self._outstanding
+        return self._unsettled
 
     def add(self, key: ProbeKey, probe: Probe[T]) -> None:
         """Track a probe that was just sent.
@@ -105,7 +106,7 @@ class Tracker(Generic[T]):
         if previous is not None and not previous.settled:
             raise ValueError(f"probe key {key!r} is already outstanding")
         self._probes[key] = probe
-        self._outstanding += 1
+        self._unsettled += 1
         deadline = probe.deadline
         in_order = self._in_order
         if not in_order or in_order[-1][0] <= deadline:
@@ -136,8 +137,8 @@ class Tracker(Generic[T]):
         if received_ns is not None and received_ns - probe.sent_ns > timeout_ns:
             return Verdict.LATE, None
         probe.settled = True
-        self._outstanding -= 1
-        return _ANSWERED, probe
+        self._unsettled -= 1
+        return ANSWERED, probe
 
     def on_error(self, key: ProbeKey, quoted_data: bytes) -> Probe[T] | None:
         """Settle the probe an ICMP error quotes, if it is outstanding and the quote fits.
@@ -152,7 +153,7 @@ class Tracker(Generic[T]):
         if quoted_data[:common] != probe.fingerprint[:common]:
             return None
         probe.settled = True
-        self._outstanding -= 1
+        self._unsettled -= 1
         return probe
 
     def cancel(self, key: ProbeKey) -> Probe[T] | None:
@@ -161,7 +162,7 @@ class Tracker(Generic[T]):
         if probe is None or probe.settled:
             return None
         del self._probes[key]
-        self._outstanding -= 1
+        self._unsettled -= 1
         return probe
 
     def next_deadline(self) -> float:
@@ -193,5 +194,5 @@ class Tracker(Generic[T]):
             if probes.get(key) is probe:
                 del probes[key]
                 if not probe.settled:
-                    self._outstanding -= 1
+                    self._unsettled -= 1
                     expired.append(probe)
