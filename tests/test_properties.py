@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import socket
 import struct
 
 import attrs
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.lab import packets
 from trio_ping import icmp
 from trio_ping.schedule import Schedule
-from trio_ping.targets import Target, TargetError
+from trio_ping.targets import Target, TargetError, normalised, parse_ip
 from trio_ping.tracker import Probe, ProbeKey, Tracker, Verdict
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -533,3 +534,35 @@ def test_target_parse_round_trip(
 ) -> None:
     text = f"{space}{address}{space},{space}{count},{interval}{space}{end}"
     assert Target.parse(text) == Target(str(address), str(address), count, interval)
+
+
+# Octets spelled as people mistype them: leading zeros, hex, and out of range.
+octet_spellings = st.one_of(
+    st.integers(0, 255).map(str),
+    st.integers(0, 255).map(lambda n: f"0{n}"),
+    st.integers(0, 255).map(hex),
+    st.integers(256, 999).map(str),
+)
+
+
+@FUZZ
+@given(st.lists(octet_spellings, min_size=3, max_size=5).map(".".join))
+def test_an_accepted_ipv4_spelling_is_already_the_normal_one(text: str) -> None:
+    # normalised() skips inet_ntop for IPv4, trusting inet_pton to take only the
+    # canonical spelling: any other one must be refused.
+    ip = parse_ip(text)
+    if ip is not None:
+        assert normalised(text, *ip) == socket.inet_ntop(*ip) == text
+
+
+@FUZZ
+@given(st.ip_addresses(v=6), st.booleans(), st.booleans())
+def test_an_ipv6_address_normalises_however_it_is_spelled(
+    address: ipaddress.IPv6Address, upper: bool, exploded: bool
+) -> None:
+    text = address.exploded if exploded else str(address)
+    text = text.upper() if upper else text
+    ip = parse_ip(text)
+    assert ip is not None
+    # Upper case and exploded forms are accepted: passing them through would be wrong.
+    assert normalised(text, *ip) == socket.inet_ntop(*ip)

@@ -22,7 +22,7 @@ import trio
 from trio_ping.engine import Session, SleepUntil, SocketEngine
 from trio_ping.icmp_socket import IcmpSocket
 from trio_ping.results import PingResult
-from trio_ping.targets import address_for, is_host_name, parse_ip
+from trio_ping.targets import address_for, is_host_name, normalised, parse_ip
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
 
@@ -131,7 +131,7 @@ class Pinger:
                 raise ValueError(f"not an IP address: {address!r}")
             family, packed = ip
             return self._engine(family).start(
-                socket.inet_ntop(family, packed),
+                normalised(address, family, packed),
                 packed,
                 count=count,
                 interval=interval,
