@@ -50,6 +50,11 @@ class Datagram(NamedTuple):
     """The TTL or hop limit, when what we received has no IP header to read it from."""
 
 
+# A NamedTuple's own __new__ is generated Python code (0.44 us a call, timeit);
+# tuple.__new__ builds the same object in 0.1 us, once per reply on the hot path.
+_new_tuple = tuple.__new__
+
+
 class _Iovec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
 
@@ -167,9 +172,8 @@ class DatagramReader:
             if control_size == _STAMP_ONLY_SIZE:
                 _, level, kind, seconds, nanoseconds = unpack_stamp(control, stamp)
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    append(
-                        Datagram(packet, source, seconds * 1_000_000_000 + nanoseconds, True, None)
-                    )
+                    stamp_ns = seconds * 1_000_000_000 + nanoseconds
+                    append(_new_tuple(Datagram, (packet, source, stamp_ns, True, None)))
                     continue
             append(datagram_from(packet, source, control[stamp : stamp + control_size].tobytes()))
         return batch
