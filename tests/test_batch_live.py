@@ -85,6 +85,7 @@ async def test_pacing_does_not_fall_back_to_whole_milliseconds(lab: Lab) -> None
     # nothing about pacing. The CLI tunes the collector for the same reason; the library
     # leaves it alone.
     made: list[RecordingSocket] = []
+    collecting = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
@@ -92,7 +93,8 @@ async def test_pacing_does_not_fall_back_to_whole_milliseconds(lab: Lab) -> None
             async with open_pinger(socket_factory=lab_sockets(lab, made)) as pinger:
                 await collect(pinger.ping(answering(1), count=10, interval=0.001))
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
     sent = made[0].sent_ns
     gaps_us = [(later - earlier) / 1000 for earlier, later in itertools.pairwise(sent)]
     assert len(gaps_us) == 9

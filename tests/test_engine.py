@@ -422,7 +422,7 @@ async def test_send_refused_by_the_kernel_is_a_result_and_the_rest_go_on(
     assert [sent.seq for sent in fake.refused] == [1]
 
 
-async def test_a_send_the_kernel_pushes_back_waits_and_is_not_lost(
+async def test_a_send_the_kernel_pushes_back_is_retried_and_not_lost(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     fake = FakeIcmpSocket(echo(0.001))

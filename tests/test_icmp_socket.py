@@ -1,6 +1,6 @@
 """The socket layer's pure parts: kernel timestamps and hop limits from control messages,
-the ICMPv6 filter, and how a send the kernel refuses is classified. (The live tests read
-real sockets.)"""
+the ICMPv6 filter, how a send the kernel refuses is classified, and the recvmmsg reader
+on a UDP socket talking to itself on loopback. (The live tests read ICMP sockets.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from trio_ping import icmp
-from trio_ping.datagrams import SO_TIMESTAMPNS, datagram_from
+from trio_ping.datagrams import SO_TIMESTAMPNS, Datagram, DatagramReader, datagram_from
 from trio_ping.icmp_socket import IcmpSocket, _icmp6_filter
 
 STAMP = struct.Struct("@qq")
@@ -129,3 +129,21 @@ def test_try_send_raises_what_the_kernel_refuses_for_good() -> None:
         assert raised.value.errno == errno.EHOSTUNREACH
     finally:
         real.close()
+
+
+def test_the_reader_builds_datagrams_as_the_class_does() -> None:
+    # DatagramReader builds its Datagrams with tuple.__new__ on the stamped fast path;
+    # they must be indistinguishable from the class's own. A UDP socket to itself on
+    # loopback gives a real recvmmsg slot with a real SO_TIMESTAMPNS stamp.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setblocking(False)
+        before = time.time_ns()
+        sock.sendto(b"hello", sock.getsockname())
+        [datagram] = DatagramReader(sock).read()
+    expected = Datagram(b"hello", socket.inet_aton("127.0.0.1"), datagram.timestamp_ns, True, None)
+    assert type(datagram) is Datagram
+    assert datagram == expected
+    assert repr(datagram) == repr(expected)
+    assert before <= datagram.timestamp_ns <= time.time_ns()

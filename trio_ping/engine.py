@@ -96,7 +96,7 @@ class SocketEngine:
     def __init__(self, sock: IcmpSocket, sleep_until: SleepUntil) -> None:
         """Drive ``sock``; ``sleep_until`` paces the sender (precise, or trio's for tests).
 
-        Must be called from a trio task: the engine keeps the run's clock.
+        Must be called inside a trio run: the engine keeps the run's clock.
         """
         # trio.current_time() is three calls deep; the clock's own method is one (0.15 us
         # instead of 0.37), and it is read for every request and every line started.

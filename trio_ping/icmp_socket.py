@@ -138,8 +138,8 @@ class IcmpSocket:
         """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
 
         Does not checkpoint when the kernel takes the packet at once: the caller decides
-        when to yield. ENOBUFS (a full device queue) is retried
-        briefly before it is raised: it says "not now", not "never".
+        when to yield. ENOBUFS (a full device queue) is retried briefly before it is
+        raised: it says "not now", not "never".
 
         Raises:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast

@@ -78,8 +78,8 @@ class Tracker(Generic[T]):
     # then costs one lookup, and settling a probe moves it nowhere.
     _probes: dict[ProbeKey, Probe[T]] = attrs.field(factory=dict)
     _unsettled: int = attrs.field(default=0, init=False)
-    # The queues hold the probes themselves, not their keys: after a key is reused, a
-    # stale entry must not expire the new probe.
+    # The FIFO holds the probes themselves, the heap (deadline, order, probe): never a key
+    # alone, because after a key is reused a stale entry must not expire the new probe.
     #
     # Deadlines are send time + timeout, so with one timeout they come in the order of
     # sending: those that arrive in order go into a FIFO (0.15 us in and out), and only
@@ -97,7 +97,8 @@ class Tracker(Generic[T]):
         """Track a probe that was just sent.
 
         A settled probe under the same key gives way: it was only kept to recognise
-        duplicates, and the new request is what replies now answer.
+        duplicates, and the new request is what replies now answer. A probe is added
+        once: this sets its ``key``.
 
         Raises:
             ValueError: ``key`` is outstanding: the caller's identifier allocation is wrong.
