@@ -263,11 +263,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except* KeyboardInterrupt:  # Ctrl-C before or after the signal receiver was in place
         run.signal_number = run.signal_number or signal.SIGINT
     finally:
-        # The run is over and its status decided: a late signal must not turn it into a
-        # traceback (SIGINT) or a kill that loses it (SIGTERM).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _ignore_signals()  # again, for a run that ended before _run ignored them
     return run.exit_status()
+
+
+def _ignore_signals() -> None:
+    """From now on, SIGINT and SIGTERM do nothing.
+
+    Once the run's status is decided, a late signal must not turn it into a traceback
+    (SIGINT) or a kill that loses it (SIGTERM).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _tune_garbage_collection() -> None:
@@ -284,6 +291,12 @@ def _tune_garbage_collection() -> None:
 
 
 async def _run(config: Config, run: Run) -> None:
+    # Ignored before the receiver below opens, because it restores on closing what it
+    # found. Had it found trio's own SIGINT handler, a signal during the shutdown would
+    # raise KeyboardInterrupt wherever the code then stood, main's last lines included:
+    # the process died of SIGINT instead of exiting 130 (seen in CI, under a storm of
+    # SIGINTs).
+    _ignore_signals()
     send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
     # The receiver stays open until everything is written: a second Ctrl-C during the
     # shutdown is then one more signal to ignore, not a KeyboardInterrupt in a nursery.
