@@ -41,7 +41,6 @@ from trio_ping.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
 
 SleepUntil = Callable[[float], Awaitable[None]]
 
-
 PAYLOAD_SIZE: Final = 56
 """Bytes after the ICMP header, as iputils ping sends by default."""
 # What follows the 14 bytes that make a payload ours (see start); the same for every session.
