@@ -57,10 +57,11 @@ _SEND_WINDOW: Final = 0.5e-3
 # Timeouts are allowed to be late by this much (the contract allows 20 ms), so that one
 # wake-up of the timeout task ends every request due within it.
 EXPIRY_SLACK: Final = 0.005
-# After a busy wake (trio_ping/batching.py) the receiver rests this long, so that the next
-# wake-up finds a batch rather than a single reply. RTTs do not suffer: they come from the kernel's
-# receive timestamps, taken as each packet arrived. Results and ICMP errors are handled
-# up to about this much later, and replies wait in the socket buffer meanwhile.
+# After a busy wake (trio_ping/batching.py) the receiver rests this long, so that the
+# next wake-up finds a batch rather than a single reply. RTTs do not suffer: they come
+# from the kernel's receive timestamps, taken as each packet arrived. Results and ICMP
+# errors are handled up to about this much later, and replies wait in the socket buffer
+# meanwhile.
 _RECEIVE_PAUSE: Final = 0.001
 _RECEIVE_BATCH: Final = 256
 
