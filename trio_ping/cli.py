@@ -356,7 +356,6 @@ async def _write(
     except OutputError as exc:
         run.error(str(exc))
         scope.cancel()  # nothing more can be said
-        scope.cancel()
 
 
 @attrs.define
