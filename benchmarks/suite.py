@@ -113,7 +113,8 @@ def _header(command: str, tools: Tools, python: str, trio_ping: Sequence[str]) -
     )
     lines.append(
         "method: wall = fork to exit; CPU = user+sys of the child (wait4), less the "
-        f"wrappers' median; RSS = {rss}; all runs in the lab's client namespace"
+        "wrappers' median (the user and sys shown include them); "
+        f"RSS = {rss}; all runs in the lab's client namespace"
     )
     return lines
 
