@@ -287,6 +287,12 @@ async def test_duplicate_replies_yield_one_result_each_and_are_counted(
             ),
             id="bad-checksum",
         ),
+        pytest.param(
+            lambda s: (
+                reply_bytes(s)[:22] + bytes([reply_bytes(s)[22] ^ 0x01]) + reply_bytes(s)[23:]
+            ),
+            id="bad-checksum-field",
+        ),
         pytest.param(lambda s: reply_bytes(s)[:-5], id="truncated"),
         pytest.param(lambda s: reply_bytes(s)[:24], id="truncated-header"),
         pytest.param(
@@ -358,6 +364,24 @@ async def test_reply_with_ip_options_counts(autojump_clock: trio.testing.MockClo
     async with pinger_over(FakeIcmpSocket(peer)) as pinger:
         [(_, result)] = await collect(pinger, count=1, interval=1.0)
     assert (result.status, result.rtt_us, result.ttl) == (Status.REPLY, 4000, 57)
+
+
+async def test_the_receivers_shortcut_and_its_general_path_report_alike(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A plain Echo Reply takes the receiver's shortcut (icmp.echo_reply_ipv4 and
+    # Tracker.answer); IP options send the same reply through the full parser.
+    results: list[list[PingResult]] = []
+    for options in (b"", b"\x07\x07\x04" + bytes(5)):
+
+        def peer(sent: Sent, options: bytes = options) -> list[Delivery]:
+            return [Delivery(0.004, reply_bytes(sent, options=options, ttl=57), sent.address)]
+
+        async with pinger_over(FakeIcmpSocket(peer)) as pinger:
+            results.append([result for _, result in await collect(pinger, count=3, interval=0.01)])
+    shortcut, general = results
+    assert [(result.status, result.rtt_us) for result in shortcut] == [(Status.REPLY, 4000)] * 3
+    assert shortcut == general
 
 
 # ICMP errors and send errors -------------------------------------------------------------

@@ -163,6 +163,43 @@ def test_parse_ipv4_on_mutated_datagrams(data: bytes) -> None:
     parse_ipv4_or_malformed(data)
 
 
+# The receiver's shortcut for the common Echo Reply agrees with the full parser --------------
+
+
+@FUZZ
+@given(mutated(valid_datagrams()))
+def test_echo_reply_shortcut_takes_only_what_the_parser_calls_an_echo_reply(data: bytes) -> None:
+    echo = icmp.echo_reply_ipv4(data)
+    if echo is not None:
+        # Judged apart from the shortcut (which parse_ipv4 itself tries first): the ICMP
+        # part alone, checksum included, behind a plain 20-byte ICMP header.
+        assert (data[0], data[9]) == (0x45, icmp.IPPROTO_ICMP)
+        general = icmp.parse_icmpv4(data[20:], source=data[12:16], ttl=data[8])
+        assert general == icmp.EchoReply(*echo)
+
+
+@FUZZ
+@given(idents, idents, payloads, st.integers(0, 15))
+def test_echo_reply_shortcut_refuses_a_wrong_checksum(
+    ident: int, seq: int, payload: bytes, bit: int
+) -> None:
+    data = bytearray(packets.ipv4_datagram(SOURCE, LOCAL, packets.echo_reply(ident, seq, payload)))
+    data[22 + bit // 8] ^= 1 << bit % 8  # the ICMP checksum field, and nothing else
+    assert icmp.echo_reply_ipv4(bytes(data)) is None
+    assert parse_ipv4_or_malformed(bytes(data)) is None
+
+
+@FUZZ
+@given(idents, idents, payloads, st.integers(1, 255))
+def test_echo_reply_shortcut_takes_every_plain_echo_reply(
+    ident: int, seq: int, payload: bytes, ttl: int
+) -> None:
+    data = packets.ipv4_datagram(SOURCE, LOCAL, packets.echo_reply(ident, seq, payload), ttl=ttl)
+    echo = icmp.echo_reply_ipv4(data)
+    assert echo == (packets.packed(SOURCE), ttl, ident, seq, payload)
+    assert icmp.parse_ipv4(data) == icmp.EchoReply(*echo)
+
+
 @FUZZ
 @given(st.binary(max_size=200), st.booleans())
 def test_parse_icmpv4_on_arbitrary_bytes(data: bytes, fix: bool) -> None:

@@ -295,3 +295,42 @@ def test_a_reply_that_arrived_on_the_deadline_counts() -> None:
     tracker.add(key(0), sent)
     on_time = sent.sent_ns + 2_000_000_000
     assert tracker.on_reply(key(0), PAYLOAD, on_time) == (Verdict.ANSWERED, sent)
+
+
+def test_answer_settles_what_on_reply_calls_answered() -> None:
+    tracker: Tracker[str] = Tracker()
+    sent = probe(0, deadline=2.0)
+    tracker.add(key(0), sent)
+    assert tracker.answer(key(0), PAYLOAD, sent.sent_ns + 2_000_000_000) is sent
+    assert len(tracker) == 0
+    assert tracker.on_reply(key(0), PAYLOAD) == (Verdict.DUPLICATE, sent)
+
+
+@pytest.mark.parametrize(
+    ("reply_key", "fingerprint", "after_ns", "verdict"),
+    [
+        (key(1), PAYLOAD, 0, Verdict.STRAY),
+        (key(0), PAYLOAD[:-1] + b"X", 0, Verdict.INVALID),
+        (key(0), PAYLOAD, 2_000_000_001, Verdict.LATE),
+    ],
+    ids=["stray", "invalid", "late"],
+)
+def test_answer_takes_nothing_but_an_answer_and_changes_nothing(
+    reply_key: ProbeKey, fingerprint: bytes, after_ns: int, verdict: Verdict
+) -> None:
+    tracker: Tracker[str] = Tracker()
+    sent = probe(0, deadline=2.0)
+    tracker.add(key(0), sent)
+    assert tracker.answer(reply_key, fingerprint, sent.sent_ns + after_ns) is None
+    assert len(tracker) == 1
+    assert tracker.on_reply(reply_key, fingerprint, sent.sent_ns + after_ns) == (verdict, None)
+    assert tracker.on_reply(key(0), PAYLOAD) == (Verdict.ANSWERED, sent)
+
+
+def test_answer_does_not_take_a_duplicate() -> None:
+    tracker: Tracker[str] = Tracker()
+    sent = probe(0)
+    tracker.add(key(0), sent)
+    tracker.on_reply(key(0), PAYLOAD)
+    assert tracker.answer(key(0), PAYLOAD) is None
+    assert tracker.on_reply(key(0), PAYLOAD) == (Verdict.DUPLICATE, sent)

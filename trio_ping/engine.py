@@ -335,27 +335,44 @@ class SocketEngine:
         """Read the socket whenever it is readable and settle the probes it answers."""
         current_time = self._now
         receive_batch = self._socket.receive_batch
-        decode = self._socket.decode
-        on_reply = self._on_reply
+        # The common case, an Echo Reply on a raw IPv4 socket that answers a request, goes
+        # straight from the bytes to the tracker: no message object, no verdict. Anything
+        # else, or anything the tracker does not take as an answer, is judged in full.
+        echo_reply = icmp.echo_reply_ipv4 if self._socket.raw and not self._ipv6 else None
+        answer = self._tracker.answer
+        answered = self._answered
+        judge = self._judge
         last_wake = -math.inf
         while True:
             batch = await receive_batch(_RECEIVE_BATCH)
             now = current_time()  # read after the receive: see round_trip_us
             for datagram in batch:
-                try:
-                    message = decode(datagram)
-                except icmp.MalformedPacket:
-                    self.malformed += 1
-                    continue
-                if type(message) is icmp.EchoReply or type(message) is icmp.TimestampReply:
-                    on_reply(message, datagram, now)
-                elif type(message) is icmp.ErrorReport:
-                    self._on_error(message)
-                # Requests (our own, looped back, or another pinger's) and other ICMP: not
-                # ours.
+                if echo_reply is not None:
+                    echo = echo_reply(datagram.data)
+                    if echo is not None:
+                        source, ttl, ident, seq, payload = echo
+                        key = (source, icmp.ECHO_REQUEST, ident, seq)
+                        probe = answer(key, payload, datagram.timestamp_ns)
+                        if probe is not None:
+                            answered(probe, ttl, datagram, now)
+                            continue
+                judge(datagram, now)
             if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
                 await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
             last_wake = now
+
+    def _judge(self, datagram: Datagram, now: float) -> None:
+        """Act on one datagram in full: any ICMP message, from any kind of socket."""
+        try:
+            message = self._socket.decode(datagram)
+        except icmp.MalformedPacket:
+            self.malformed += 1
+            return
+        if type(message) is icmp.EchoReply or type(message) is icmp.TimestampReply:
+            self._on_reply(message, datagram, now)
+        elif type(message) is icmp.ErrorReport:
+            self._on_error(message)
+        # Requests (our own, looped back, or another pinger's) and other ICMP: not ours.
 
     def _on_reply(
         self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram, now: float
@@ -365,28 +382,40 @@ class SocketEngine:
         verdict, probe = self._tracker.on_reply(key, message.fingerprint, datagram.timestamp_ns)
         if verdict is ANSWERED:
             assert probe is not None
-            rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
-            # Positional up to kernel_timestamp: 2.4 us instead of 3.0 with keywords (a
-            # frozen attrs class, built once per reply).
-            result = PingResult(
-                probe.owner.address,
-                probe.seq,
-                REPLY,
-                rtt_us,
-                message.ttl,
-                None,  # reason
-                None,  # reported_by
-                None,  # errno
-                datagram.kernel_timestamp,
-            )
-            if type(message) is icmp.TimestampReply:
-                result = _with_timestamps(result, message, datagram.timestamp_ns)
-            self._resolve(probe.owner, result)
+            timestamps = message if type(message) is icmp.TimestampReply else None
+            self._answered(probe, message.ttl, datagram, now, timestamps)
         elif verdict is Verdict.DUPLICATE:
             assert probe is not None
             probe.owner.duplicates += 1
         elif verdict is Verdict.INVALID:
             self.invalid += 1
+
+    def _answered(
+        self,
+        probe: Probe[Session],
+        ttl: int | None,
+        datagram: Datagram,
+        now: float,
+        timestamps: icmp.TimestampReply | None = None,
+    ) -> None:
+        """Report the reply that settled ``probe``, with a Timestamp Reply's times."""
+        rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
+        # Positional up to kernel_timestamp: 2.4 us instead of 3.0 with keywords (a
+        # frozen attrs class, built once per reply).
+        result = PingResult(
+            probe.owner.address,
+            probe.seq,
+            REPLY,
+            rtt_us,
+            ttl,
+            None,  # reason
+            None,  # reported_by
+            None,  # errno
+            datagram.kernel_timestamp,
+        )
+        if timestamps is not None:
+            result = _with_timestamps(result, timestamps, datagram.timestamp_ns)
+        self._resolve(probe.owner, result)
 
     def _ident_of(self, message: icmp.EchoReply | icmp.TimestampReply) -> int:
         """On a datagram socket, the identifier we sent: read back from the payload.

@@ -246,14 +246,9 @@ def parse_ipv4(datagram: bytes) -> Message:
     Raises:
         MalformedPacket: too short, not ICMP, or a wrong ICMP checksum.
     """
-    # The common case first, in one unpack: an Echo Reply with a plain 20-byte header
-    # (version 4, IHL 5: the first byte is 0x45). Everything else takes the general path.
-    if len(datagram) >= 28 and datagram[0] == 0x45 and datagram[20] == ECHO_REPLY:
-        ttl, protocol, source, ident, seq = _IPV4_ECHO_REPLY.unpack_from(datagram)
-        if protocol == IPPROTO_ICMP:
-            if checksum(datagram[20:]):
-                raise MalformedPacket("bad ICMP checksum")
-            return EchoReply(source, ttl, ident, seq, datagram[28:])
+    echo = echo_reply_ipv4(datagram)
+    if echo is not None:
+        return EchoReply(*echo)
     if len(datagram) < 20 or datagram[0] >> 4 != 4:
         raise MalformedPacket("not an IPv4 datagram")
     # IHL counts 32-bit words; anything above 5 is IP options, which we step over.
@@ -263,6 +258,23 @@ def parse_ipv4(datagram: bytes) -> Message:
     if datagram[9] != IPPROTO_ICMP:
         raise MalformedPacket(f"IP protocol {datagram[9]} is not ICMP")
     return _parse_icmpv4(datagram[header_length:], datagram[12:16], datagram[8])
+
+
+def echo_reply_ipv4(datagram: bytes) -> tuple[bytes, int, int, int, bytes] | None:
+    """(source, TTL, identifier, sequence, payload) if ``datagram`` is the common case,
+    a well-formed Echo Reply behind a plain 20-byte IPv4 header; else None, and
+    :func:`parse_ipv4` tells what it is.
+
+    A tuple, in one ``unpack_from``: the receiver takes most replies this way, without
+    an :class:`EchoReply` built for each.
+    """
+    # Version 4 and IHL 5 make the first byte 0x45; IP options, anything other than an
+    # Echo Reply and a bad checksum all go the general way.
+    if len(datagram) >= 28 and datagram[0] == 0x45 and datagram[20] == ECHO_REPLY:
+        ttl, protocol, source, ident, seq = _IPV4_ECHO_REPLY.unpack_from(datagram)
+        if protocol == IPPROTO_ICMP and not checksum(datagram[20:]):
+            return source, ttl, ident, seq, datagram[28:]
+    return None
 
 
 def parse_icmpv4(packet: bytes, *, source: bytes, ttl: int | None) -> Message:

@@ -125,6 +125,9 @@ class Tracker(Generic[T]):
         after its deadline yet before its probe is expired: the arrival time, not the
         reading, decides whether it came within the timeout.
         """
+        probe = self.answer(key, fingerprint, received_ns)
+        if probe is not None:
+            return ANSWERED, probe
         probe = self._probes.get(key)
         if probe is None:
             return Verdict.STRAY, None
@@ -134,12 +137,28 @@ class Tracker(Generic[T]):
             return Verdict.STRAY, None
         if fingerprint != probe.fingerprint:
             return Verdict.INVALID, None
-        timeout_ns = (probe.deadline - probe.sent_at) * 1e9
-        if received_ns is not None and received_ns - probe.sent_ns > timeout_ns:
-            return Verdict.LATE, None
+        return Verdict.LATE, None
+
+    def answer(
+        self, key: ProbeKey, fingerprint: bytes, received_ns: int | None = None
+    ) -> Probe[T] | None:
+        """Settle and return the probe this reply answers (ANSWERED); else None, and
+        nothing changes (:meth:`on_reply` says what the reply is instead).
+
+        The rule for an answer, in one place: the probe is outstanding, the reply carries
+        its fingerprint, and it arrived within the probe's timeout. The receiver tries this
+        first for the common Echo Reply, and skips building a message object for it.
+        """
+        probe = self._probes.get(key)
+        if probe is None or probe.settled or fingerprint != probe.fingerprint:
+            return None
+        if received_ns is not None:
+            timeout_ns = (probe.deadline - probe.sent_at) * 1e9
+            if received_ns - probe.sent_ns > timeout_ns:
+                return None
         probe.settled = True
         self._unsettled -= 1
-        return ANSWERED, probe
+        return probe
 
     def on_error(self, key: ProbeKey, quoted_data: bytes) -> Probe[T] | None:
         """Settle the probe an ICMP error quotes, if it is outstanding and the quote fits.
