@@ -36,6 +36,7 @@ from tests.fakes import (
 )
 from tests.lab import packets
 from trio_ping import SocketPermissionError, icmp, open_pinger
+from trio_ping.datagrams import Datagram
 from trio_ping.engine import EXPIRY_SLACK, Session, round_trip_us
 from trio_ping.output import FLUSH_PAUSE, OutputClosed, format_csv, write_results
 from trio_ping.pinger import Pinger
@@ -364,6 +365,26 @@ async def test_reply_with_ip_options_counts(autojump_clock: trio.testing.MockClo
     async with pinger_over(FakeIcmpSocket(peer)) as pinger:
         [(_, result)] = await collect(pinger, count=1, interval=1.0)
     assert (result.status, result.rtt_us, result.ttl) == (Status.REPLY, 4000, 57)
+
+
+async def test_a_plain_echo_reply_that_answers_is_not_parsed_in_full(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shortcut is the common case's whole cost saving; falling back to the full
+    # parser would give the same results, so only this shows it is taken.
+    sock = FakeIcmpSocket(echo(0.004))
+    parsed: list[Datagram] = []
+    decode = sock.decode
+
+    def counting_decode(datagram: Datagram) -> icmp.Message:
+        parsed.append(datagram)
+        return decode(datagram)
+
+    monkeypatch.setattr(sock, "decode", counting_decode)
+    async with pinger_over(sock) as pinger:
+        results = await collect(pinger, count=3, interval=0.01)
+    assert [result.status for _, result in results] == [Status.REPLY] * 3
+    assert parsed == []
 
 
 async def test_the_receivers_shortcut_and_its_general_path_report_alike(

@@ -5,9 +5,9 @@
     Pinger.start() ──sessions──▶ Schedule ──due──▶ sender ──packets──▶ socket
                                                      │ Tracker.add(probe, deadline)
                                                      ▼
-    socket ──datagrams──▶ receiver ──▶ Tracker.on_reply / on_error ──┐
-                                                                     ├──▶ session's results
-    timeouts: CancelScope(deadline = earliest outstanding) ──expire──┘    (memory channel)
+    socket ──datagrams──▶ receiver ──▶ Tracker.answer / on_reply / on_error ──┐
+                                                                              ├──▶ session's
+    timeouts: CancelScope(deadline = earliest outstanding) ──expire───────────┘    results
 
 Why not a task per request, each in its own ``move_on_after(timeout)``? It was measured
 at 47 us of CPU per request (trio 0.35), more than the whole budget for 20,000 requests a

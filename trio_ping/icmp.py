@@ -261,8 +261,10 @@ def parse_ipv4(datagram: bytes) -> Message:
 
 
 def echo_reply_ipv4(datagram: bytes) -> tuple[bytes, int, int, int, bytes] | None:
-    """(source, TTL, identifier, sequence, payload) if ``datagram`` is the common case,
-    a well-formed Echo Reply behind a plain 20-byte IPv4 header; else None, and
+    """The common case of :func:`parse_ipv4`, as a tuple: a well-formed Echo Reply.
+
+    (source, TTL, identifier, sequence, payload) if ``datagram`` is an Echo Reply with a
+    right checksum behind a plain 20-byte IPv4 header; else None, and
     :func:`parse_ipv4` tells what it is.
 
     A tuple, in one ``unpack_from``: the receiver takes most replies this way, without

@@ -192,7 +192,7 @@ class IcmpSocket:
         Raises:
             icmp.MalformedPacket: the packet is not a well-formed ICMP message.
         """
-        if self._raw_ipv4:  # the common case first
+        if self._raw_ipv4:  # the receiver's shortcut takes most replies before this
             return icmp.parse_ipv4(datagram.data)
         if self.family == socket.AF_INET6:
             return icmp.parse_icmpv6(

@@ -137,6 +137,8 @@ class Tracker(Generic[T]):
             return Verdict.STRAY, None
         if fingerprint != probe.fingerprint:
             return Verdict.INVALID, None
+        # Outstanding, and carrying its fingerprint: answer() refused it for arriving
+        # after the timeout, its only other condition.
         return Verdict.LATE, None
 
     def answer(
