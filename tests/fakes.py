@@ -108,7 +108,7 @@ class FakeIcmpSocket(IcmpSocket):
         self.family = family
         self.raw = raw
         self.rewrites_ident = not raw
-        self._raw_ipv4 = raw and family == socket.AF_INET  # as IcmpSocket.__init__ sets it
+        self.raw_ipv4 = raw and family == socket.AF_INET  # as IcmpSocket.__init__ sets it
         self.epoch_ns = epoch_ns
         self.peer = peer
         self.sent: list[Sent] = []

@@ -336,27 +336,29 @@ class SocketEngine:
         current_time = self._now
         receive_batch = self._socket.receive_batch
         # The common case, an Echo Reply on a raw IPv4 socket that answers a request, goes
-        # straight from the bytes to the tracker: no message object, no verdict. Anything
-        # else, or anything the tracker does not take as an answer, is judged in full.
-        echo_reply = icmp.echo_reply_ipv4 if self._socket.raw and not self._ipv6 else None
+        # straight from the bytes to the tracker: no message object, no verdict. An Echo
+        # Reply the tracker does not take is judged as a message, without a second parse;
+        # any other datagram is parsed and judged in full.
+        shortcut = self._socket.raw_ipv4
+        echo_reply = icmp.echo_reply_ipv4
         answer = self._tracker.answer
         answered = self._answered
-        judge = self._judge
         last_wake = -math.inf
         while True:
             batch = await receive_batch(_RECEIVE_BATCH)
             now = current_time()  # read after the receive: see round_trip_us
             for datagram in batch:
-                if echo_reply is not None:
-                    echo = echo_reply(datagram.data)
-                    if echo is not None:
-                        source, ttl, ident, seq, payload = echo
-                        key = (source, icmp.ECHO_REQUEST, ident, seq)
-                        probe = answer(key, payload, datagram.timestamp_ns)
-                        if probe is not None:
-                            answered(probe, ttl, datagram, now)
-                            continue
-                judge(datagram, now)
+                echo = echo_reply(datagram.data) if shortcut else None
+                if echo is None:
+                    self._judge(datagram, now)
+                    continue
+                source, ttl, ident, seq, payload = echo
+                key = (source, icmp.ECHO_REQUEST, ident, seq)
+                probe = answer(key, payload, datagram.timestamp_ns)
+                if probe is not None:
+                    answered(probe, ttl, datagram, now)
+                else:  # a duplicate, late, invalid or stray reply: parsed already
+                    self._on_reply(icmp.EchoReply(*echo), datagram, now)
             if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
                 await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
             last_wake = now

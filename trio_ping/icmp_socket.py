@@ -74,7 +74,8 @@ class IcmpSocket:
         self.family: socket.AddressFamily = sock.family
         self.raw = sock.type == socket.SOCK_RAW
         self.rewrites_ident = not self.raw
-        self._raw_ipv4 = self.raw and self.family == socket.AF_INET
+        self.raw_ipv4 = self.raw and self.family == socket.AF_INET
+        """What arrives is a whole IPv4 datagram, header included (icmp.parse_ipv4)."""
         if self.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             # No IPV6_CHECKSUM: on ICMPv6 raw sockets the kernel always computes and
@@ -192,7 +193,7 @@ class IcmpSocket:
         Raises:
             icmp.MalformedPacket: the packet is not a well-formed ICMP message.
         """
-        if self._raw_ipv4:  # the receiver's shortcut takes most replies before this
+        if self.raw_ipv4:  # the receiver's shortcut takes most replies before this
             return icmp.parse_ipv4(datagram.data)
         if self.family == socket.AF_INET6:
             return icmp.parse_icmpv6(
