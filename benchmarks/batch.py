@@ -187,9 +187,15 @@ def run_batch(bench: Bench, case: BatchCase, rounds: int = 1) -> Row:
         else:
             row.reference = f"fping {output.answered:,}/{case.requests:,} answered, {figures}"
 
-    per_echo_text = f"trio-ping {trio.cpu_s / case.requests * 1e6:.1f} us"
+    per_echo = trio.cpu_s / case.requests * 1e6
+    # fping's cost an echo over the echoes it got answered: in case c it stops after
+    # 65,535, so this is the only figure of fping's there is to set beside ours.
+    fping_per_echo = None
     if fping is not None and fping[1].answered:
-        per_echo_text += f", fping {fping[0].cpu_s / fping[1].answered * 1e6:.1f} us"
+        fping_per_echo = fping[0].cpu_s / fping[1].answered * 1e6
+    per_echo_text = f"trio-ping {per_echo:.1f} us"
+    if fping_per_echo is not None:
+        per_echo_text += f", fping {fping_per_echo:.1f} us ({per_echo / fping_per_echo:.2f}x)"
     print(f"  CPU per echo: {per_echo_text}", flush=True)
     row.check(
         "0 lost",
@@ -205,10 +211,12 @@ def run_batch(bench: Bench, case: BatchCase, rounds: int = 1) -> Row:
         else:
             row.check(target, f"{cpu_ratio:.2f}x", cpu_ratio <= case.cpu_ratio_limit)
     if case.cpu_per_echo_limit_us is not None:
-        per_echo = trio.cpu_s / case.requests * 1e6
+        measured = f"{per_echo:.1f} us"
+        if fping_per_echo is not None:
+            measured += f" (fping {fping_per_echo:.1f} us, {per_echo / fping_per_echo:.2f}x)"
         row.check(
             f"CPU <= {case.cpu_per_echo_limit_us:g} us/echo",
-            f"{per_echo:.1f} us",
+            measured,
             per_echo <= case.cpu_per_echo_limit_us,
         )
     if case.rss_limit_mb is not None:
@@ -230,8 +238,8 @@ def _median_round(
 
 def _cpu_text(run: Measured) -> str:
     """CPU time with its split: the kernel's share is much the same for both programs
-    (on veth the peer's reply is made inside the sender's system call), so the split
-    shows where they differ."""
+    (each pays for its own sends and receives, and on veth for part of the peer's
+    work), so the split shows where they differ."""
     return f"CPU {run.cpu_s:.2f} s (user {run.user_s:.2f}, sys {run.sys_s:.2f})"
 
 
