@@ -1,11 +1,13 @@
 """The socket layer's pure parts: kernel timestamps and hop limits from control messages,
 the ICMPv6 filter, how a send the kernel refuses is classified, and the recvmmsg reader
-on a UDP socket talking to itself on loopback. (The live tests read ICMP sockets.)"""
+on a UDP socket talking to itself on loopback. (The live tests read ICMP sockets, the last
+one in the lab.)"""
 
 from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import struct
 import sys
@@ -14,6 +16,8 @@ import time
 import pytest
 import trio
 
+from tests.lab import addresses
+from tests.lab.netns import Lab
 from trio_ping import icmp
 from trio_ping.datagrams import SO_TIMESTAMPNS, Datagram, DatagramReader, datagram_from
 from trio_ping.icmp_socket import IcmpSocket, _icmp6_filter
@@ -147,3 +151,32 @@ def test_the_reader_builds_datagrams_as_the_class_does() -> None:
     assert datagram == expected
     assert repr(datagram) == repr(expected)
     assert before <= datagram.timestamp_ns <= time.time_ns()
+
+
+def test_a_raw_ipv4_reader_takes_the_source_from_the_header_as_the_kernel_does(
+    lab: Lab,
+) -> None:
+    # On a raw IPv4 socket the reader has the kernel write no msg_name and reads the
+    # source from the IP header. A second raw socket, read with recvfrom, gets the
+    # kernel's own msg_name for the same packets, from three sources: our request to
+    # 127.0.0.2, looped back (from 127.0.0.1), its reply, and the lab peer's reply.
+    peer = addresses.answering(7)
+    with (
+        lab.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as ours,
+        lab.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as witness,
+    ):
+        ours.setblocking(False)
+        witness.settimeout(2)
+        for seq, destination in enumerate(["127.0.0.2", peer]):
+            ours.sendto(icmp.encode_echo_request(0x7E57, seq, b"source"), (destination, 0))
+        seen = [witness.recvfrom(2048) for _ in range(3)]
+        read: list[Datagram] = []
+        while len(read) < 3 and select.select([ours], [], [], 2)[0]:
+            read += DatagramReader(ours).read()
+    expected = [(data, socket.inet_aton(address)) for data, (address, _) in seen]
+    assert sorted((datagram.data, datagram.source) for datagram in read) == sorted(expected)
+    assert {source for _, source in expected} == {
+        socket.inet_aton("127.0.0.1"),
+        socket.inet_aton("127.0.0.2"),
+        socket.inet_aton(peer),
+    }

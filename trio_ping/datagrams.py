@@ -98,6 +98,10 @@ class DatagramReader:
         """Read from ``sock`` (AF_INET or AF_INET6); its blocking mode does not matter."""
         self._fd = sock.fileno()
         self._ipv6 = sock.family == socket.AF_INET6
+        # A raw IPv4 socket delivers the IP header, and the address the kernel would write
+        # into msg_name is the header's own source (raw_recvmsg copies it from there):
+        # read it from the header and have the kernel write no address at all.
+        self._source_in_header = sock.family == socket.AF_INET and sock.type == socket.SOCK_RAW
         self._libc = ctypes.CDLL(None, use_errno=True)
         self._recvmmsg = self._libc.recvmmsg
         self._recvmmsg.argtypes = [
@@ -117,8 +121,9 @@ class DatagramReader:
             self._iovecs[slot].base = ctypes.addressof(self._data) + slot * SLOT_SIZE
             self._iovecs[slot].length = SLOT_SIZE
             header = self._headers[slot].header
-            header.name = ctypes.addressof(self._names) + slot * _NAME_SIZE
-            header.namelen = _NAME_SIZE
+            if not self._source_in_header:
+                header.name = ctypes.addressof(self._names) + slot * _NAME_SIZE
+                header.namelen = _NAME_SIZE
             header.iov = ctypes.addressof(self._iovecs[slot])
             header.iovlen = 1
             header.control = ctypes.addressof(self._control) + slot * CONTROL_SIZE
@@ -158,6 +163,7 @@ class DatagramReader:
         headers, data, control = self._header_view, self._data_view, self._control_view
         names = self._names_view
         name_offset, address_size = (8, 16) if self._ipv6 else (4, 4)
+        source_in_header = self._source_in_header
         batch: list[Datagram] = []
         append = batch.append
         for slot in range(count):
@@ -165,9 +171,12 @@ class DatagramReader:
             if flags & _MSG_TRUNC:
                 continue  # longer than anything meant for us
             start = slot * SLOT_SIZE
-            name = slot * _NAME_SIZE + name_offset
-            source = names[name : name + address_size].tobytes()
             packet = data[start : start + size].tobytes()
+            if source_in_header:
+                source = packet[12:16]
+            else:
+                name = slot * _NAME_SIZE + name_offset
+                source = names[name : name + address_size].tobytes()
             stamp = slot * CONTROL_SIZE
             if control_size == _STAMP_ONLY_SIZE:
                 _, level, kind, seconds, nanoseconds = unpack_stamp(control, stamp)
