@@ -190,12 +190,14 @@ def run_batch(bench: Bench, case: BatchCase, rounds: int = 1) -> Row:
     per_echo = trio.cpu_s / case.requests * 1e6
     # fping's cost an echo over the echoes it got answered: in case c it stops after
     # 65,535, so this is the only figure of fping's there is to set beside ours.
-    fping_per_echo = None
+    fping_text = ""
     if fping is not None and fping[1].answered:
         fping_per_echo = fping[0].cpu_s / fping[1].answered * 1e6
-    per_echo_text = f"trio-ping {per_echo:.1f} us"
-    if fping_per_echo is not None:
-        per_echo_text += f", fping {fping_per_echo:.1f} us ({per_echo / fping_per_echo:.2f}x)"
+        fping_text = f"fping {fping_per_echo:.1f} us"
+        per_echo_ratio = ratio(per_echo, fping_per_echo)
+        if per_echo_ratio is not None:
+            fping_text += f", {per_echo_ratio:.2f}x"
+    per_echo_text = f"trio-ping {per_echo:.1f} us" + (f", {fping_text}" if fping_text else "")
     print(f"  CPU per echo: {per_echo_text}", flush=True)
     row.check(
         "0 lost",
@@ -211,9 +213,7 @@ def run_batch(bench: Bench, case: BatchCase, rounds: int = 1) -> Row:
         else:
             row.check(target, f"{cpu_ratio:.2f}x", cpu_ratio <= case.cpu_ratio_limit)
     if case.cpu_per_echo_limit_us is not None:
-        measured = f"{per_echo:.1f} us"
-        if fping_per_echo is not None:
-            measured += f" (fping {fping_per_echo:.1f} us, {per_echo / fping_per_echo:.2f}x)"
+        measured = f"{per_echo:.1f} us" + (f" ({fping_text})" if fping_text else "")
         row.check(
             f"CPU <= {case.cpu_per_echo_limit_us:g} us/echo",
             measured,
