@@ -116,3 +116,13 @@ def test_plans_added_later_join_the_order() -> None:
     schedule.add("b", start=0.5, interval=1.0, count=1)
     assert schedule.next_due() == 0.5
     assert drain(schedule) == [(0.5, "b", 0), (1.0, "a", 1), (2.0, "a", 2)]
+
+
+def test_a_tie_between_the_two_queues_goes_to_the_one_queued_first() -> None:
+    # "a" and "e" go into the FIFO in due order; "d", due before the FIFO's last, goes
+    # into the heap, due at the same time as the FIFO's head "a", which came first.
+    schedule: Schedule[str] = Schedule()
+    schedule.add("a", start=1.0, interval=1.0, count=1)
+    schedule.add("e", start=2.0, interval=1.0, count=1)
+    schedule.add("d", start=1.0, interval=1.0, count=1)
+    assert drain(schedule) == [(1.0, "a", 0), (1.0, "d", 0), (2.0, "e", 0)]
