@@ -160,22 +160,33 @@ def test_a_raw_ipv4_reader_takes_the_source_from_the_header_as_the_kernel_does(
     # source from the IP header. A second raw socket, read with recvfrom, gets the
     # kernel's own msg_name for the same packets, from three sources: our request to
     # 127.0.0.2, looped back (from 127.0.0.1), its reply, and the lab peer's reply.
+    # Both sides keep only packets with our identifier: a late reply from another test
+    # may still arrive.
+    ident = 0x7E57
     peer = addresses.answering(7)
+
+    def ours_only(packet: bytes) -> bool:
+        return len(packet) >= 28 and struct.unpack_from("!H", packet, 24)[0] == ident
+
     with (
         lab.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as ours,
         lab.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as witness,
     ):
         ours.setblocking(False)
         witness.settimeout(2)
+        reader = DatagramReader(ours)
         for seq, destination in enumerate(["127.0.0.2", peer]):
-            ours.sendto(icmp.encode_echo_request(0x7E57, seq, b"source"), (destination, 0))
-        seen = [witness.recvfrom(2048) for _ in range(3)]
+            ours.sendto(icmp.encode_echo_request(ident, seq, b"source"), (destination, 0))
+        seen: list[tuple[bytes, bytes]] = []
+        while len(seen) < 3:
+            data, (address, _) = witness.recvfrom(2048)
+            if ours_only(data):
+                seen.append((data, socket.inet_aton(address)))
         read: list[Datagram] = []
         while len(read) < 3 and select.select([ours], [], [], 2)[0]:
-            read += DatagramReader(ours).read()
-    expected = [(data, socket.inet_aton(address)) for data, (address, _) in seen]
-    assert sorted((datagram.data, datagram.source) for datagram in read) == sorted(expected)
-    assert {source for _, source in expected} == {
+            read += [datagram for datagram in reader.read() if ours_only(datagram.data)]
+    assert sorted((datagram.data, datagram.source) for datagram in read) == sorted(seen)
+    assert {source for _, source in seen} == {
         socket.inet_aton("127.0.0.1"),
         socket.inet_aton("127.0.0.2"),
         socket.inet_aton(peer),
