@@ -6,6 +6,9 @@ The live tests build network namespaces and open raw sockets: run nox as root
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -13,20 +16,51 @@ nox.options.reuse_venv = "yes"
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
+# What the live tests and the bench run beside trio-ping, by command and Debian package.
+LAB_TOOLS = {
+    "fping": "fping",
+    "tcpdump": "tcpdump",
+    "ping": "iputils-ping",
+    "prometheus": "prometheus",
+    "setpriv": "util-linux",
+    "ip": "iproute2",
+}
+
+
+def install_lab_tools(session: nox.Session) -> None:
+    """apt-get install the lab's tools that are missing (as root, on Debian or Ubuntu)."""
+    missing = sorted({package for tool, package in LAB_TOOLS.items() if not shutil.which(tool)})
+    if not missing or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        *missing,
+        external=True,
+        env=env,
+    )
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite: unit tests and the live namespace lab."""
+    install_lab_tools(session)
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting."""
+    """ruff (lint and formatting) and import-linter (the layers' contracts)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
 
 
 @nox.session
@@ -39,5 +73,6 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """trio-ping beside fping and iputils ping, in a lab namespace; prints ratios."""
+    install_lab_tools(session)
     session.install(".")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,6 +1,6 @@
 """An in-memory ICMP socket whose peer is scripted per test, on trio's (virtual) clock.
 
-:class:`FakeIcmpSocket` stands in for :class:`trio_ping.icmp_socket.IcmpSocket` exactly
+:class:`FakeIcmpSocket` stands in for :class:`trio_ping._io.icmp_socket.IcmpSocket` exactly
 where the engine touches it (``family``, ``try_send``, ``send``, ``receive_batch``,
 ``decode``, ``close``). Every request the engine sends is recorded with the trio time it
 left, and handed to a *peer*: a function that returns what the network sends back and
@@ -24,9 +24,9 @@ import attrs
 import trio
 
 from tests.lab import packets
-from trio_ping import icmp
-from trio_ping.datagrams import Datagram
-from trio_ping.icmp_socket import IcmpSocket
+from trio_ping._io.datagrams import Datagram
+from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._proto import icmp
 
 LOCAL = "192.0.2.100"
 """Our own address, as the fake network sees it."""

@@ -24,7 +24,7 @@ from tests.lab.netns import Lab
 from tests.lab.responder import DELAY, address_of
 from tests.lab.run import by_address, run_trio_ping
 from trio_ping import __version__
-from trio_ping.timestamps import DAY_MS
+from trio_ping._proto.timestamps import DAY_MS
 
 REQUEST_KEYS = [
     "v",

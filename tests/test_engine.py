@@ -35,13 +35,14 @@ from tests.fakes import (
     to_ns,
 )
 from tests.lab import packets
-from trio_ping import SocketPermissionError, icmp, open_pinger
-from trio_ping.datagrams import Datagram
-from trio_ping.engine import EXPIRY_SLACK, Session, round_trip_us
-from trio_ping.output import FLUSH_PAUSE, OutputClosed, format_csv, write_results
+from trio_ping import SocketPermissionError, open_pinger
+from trio_ping._engine.engine import EXPIRY_SLACK, Session, round_trip_us
+from trio_ping._io.datagrams import Datagram
+from trio_ping._proto import icmp
+from trio_ping._proto.tracker import Probe
+from trio_ping.cli.output import FLUSH_PAUSE, OutputClosed, format_csv, write_results
 from trio_ping.pinger import Pinger
 from trio_ping.results import PingResult, Status
-from trio_ping.tracker import Probe
 
 TARGET = "192.0.2.1"
 ROUTER = "198.51.100.254"

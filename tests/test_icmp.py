@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from tests.lab import packets
-from trio_ping import icmp
+from trio_ping._proto import icmp
 
 TARGET = "192.0.2.1"
 LOCAL = "192.0.2.100"

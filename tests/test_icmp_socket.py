@@ -18,9 +18,9 @@ import trio
 
 from tests.lab import addresses
 from tests.lab.netns import Lab
-from trio_ping import icmp
-from trio_ping.datagrams import SO_TIMESTAMPNS, Datagram, DatagramReader, datagram_from
-from trio_ping.icmp_socket import IcmpSocket, _icmp6_filter
+from trio_ping._io.datagrams import SO_TIMESTAMPNS, Datagram, DatagramReader, datagram_from
+from trio_ping._io.icmp_socket import IcmpSocket, _icmp6_filter
+from trio_ping._proto import icmp
 
 STAMP = struct.Struct("@qq")
 SOURCE = bytes([10, 202, 0, 1])

@@ -19,10 +19,11 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
 from tests.lab import packets
-from trio_ping import icmp
-from trio_ping.schedule import Plan, Schedule
-from trio_ping.targets import Target, TargetError, normalised, parse_ip
-from trio_ping.tracker import Probe, ProbeKey, Tracker, Verdict
+from trio_ping._addresses import normalised, parse_ip
+from trio_ping._proto import icmp
+from trio_ping._proto.schedule import Plan, Schedule
+from trio_ping._proto.tracker import Probe, ProbeKey, Tracker, Verdict
+from trio_ping.cli.targets import Target, TargetError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from trio_ping.schedule import Schedule
+from trio_ping._proto.schedule import Schedule
 
 
 def drain(schedule: Schedule[str]) -> list[tuple[float, str, int]]:

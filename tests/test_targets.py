@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trio_ping.targets import MAX_COUNT, MAX_INTERVAL_MS, Target, TargetError
+from trio_ping.cli.targets import MAX_COUNT, MAX_INTERVAL_MS, Target, TargetError
 
 
 @pytest.mark.parametrize(

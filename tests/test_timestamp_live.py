@@ -10,7 +10,7 @@ from tests.lab.addresses import LOOPBACK, answering, silent
 from tests.lab.netns import Lab
 from tests.lab.responder import address_of
 from tests.lab.run import run_trio_ping
-from trio_ping.timestamps import DAY_MS
+from trio_ping._proto.timestamps import DAY_MS
 
 TIMESTAMP_LINE = re.compile(
     r"(?P<address>[0-9.]+),(?P<seq>\d+),(?P<rtt>\d+),(?P<originate>\d+),(?P<receive>\d+),"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trio_ping.timestamps import DAY_MS, NON_STANDARD, clock_offset_ms, ms_since_midnight
+from trio_ping._proto.timestamps import DAY_MS, NON_STANDARD, clock_offset_ms, ms_since_midnight
 
 NOON_NS = (20_000 * 86_400 + 12 * 3600) * 1_000_000_000
 

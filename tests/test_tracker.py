@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from trio_ping.tracker import Probe, ProbeKey, Tracker, Verdict
+from trio_ping._proto.tracker import Probe, ProbeKey, Tracker, Verdict
 
 DEST = b"\xc0\x00\x02\x01"
 OTHER_DEST = b"\xc0\x00\x02\x02"

@@ -1,6 +1,6 @@
 """trio-ping: ICMP ping for trio, many targets at once over one socket per family."""
 
-from trio_ping.icmp_socket import IcmpSocket, SocketPermissionError
+from trio_ping._io.icmp_socket import IcmpSocket, SocketPermissionError
 from trio_ping.pinger import Pinger, open_pinger
 from trio_ping.results import PingResult, Status
 

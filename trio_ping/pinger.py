@@ -19,10 +19,10 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from trio_ping.engine import Session, SleepUntil, SocketEngine
-from trio_ping.icmp_socket import IcmpSocket
+from trio_ping._addresses import address_for, is_host_name, normalised, parse_ip
+from trio_ping._engine.engine import Session, SleepUntil, SocketEngine
+from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping.results import PingResult
-from trio_ping.targets import address_for, is_host_name, normalised, parse_ip
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
 
@@ -164,7 +164,7 @@ class Pinger:
         self._closers.append(sock.close)
         sleep_until: SleepUntil = trio.sleep_until
         if self._precise_pacing:
-            from trio_ping.pacing import TimerfdSleeper  # only when it is used
+            from trio_ping._io.pacing import TimerfdSleeper  # only when it is used
 
             sleeper = TimerfdSleeper()
             self._closers.append(sleeper.close)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from trio_ping import icmp
+from trio_ping._proto import icmp
 
 _ICMP_HEADER = struct.Struct("!BBHHH")
 

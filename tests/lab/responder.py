@@ -23,7 +23,7 @@ import trio
 
 from tests.lab import addresses
 from tests.lab import packets as pk
-from trio_ping import icmp
+from trio_ping._proto import icmp
 
 _ETH_P_IP: Final = 0x0800
 _PACKET_OUTGOING: Final = 4

@@ -6,7 +6,7 @@ import math
 
 import attrs
 
-from trio_ping.output import JSON_SCHEMA_VERSION
+from trio_ping.cli.output import JSON_SCHEMA_VERSION
 from trio_ping.results import PingResult, Status
 
 

@@ -30,14 +30,14 @@ from typing import Final
 import attrs
 import trio
 
-from trio_ping import icmp
-from trio_ping.batching import busy
-from trio_ping.datagrams import Datagram
-from trio_ping.icmp_socket import IcmpSocket, SocketPermissionError
+from trio_ping._io.datagrams import Datagram
+from trio_ping._io.icmp_socket import IcmpSocket, SocketPermissionError
+from trio_ping._proto import icmp
+from trio_ping._proto.batching import busy
+from trio_ping._proto.schedule import Plan, Schedule
+from trio_ping._proto.timestamps import clock_offset_ms, ms_since_midnight
+from trio_ping._proto.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
 from trio_ping.results import REPLY, PingResult, Status
-from trio_ping.schedule import Plan, Schedule
-from trio_ping.timestamps import clock_offset_ms, ms_since_midnight
-from trio_ping.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
 
 SleepUntil = Callable[[float], Awaitable[None]]
 

@@ -1,61 +1,18 @@
-"""Parsing and validating target specifications: ``ADDRESS,COUNT,INTERVAL_MS``."""
+"""IP addresses and host names as the user writes them: which is which, and one spelling.
+
+Below the command line and the library alike; no I/O (``socket`` is used only for
+``inet_pton``/``inet_ntop``/``inet_aton``, which are pure conversions).
+"""
 
 from __future__ import annotations
 
 import re
 import socket
-from typing import Final
-
-import attrs
-
-MAX_COUNT: Final = 10
-MAX_INTERVAL_MS: Final = 1000
 
 # RFC 1123 host names: labels of letters, digits and hyphens (underscores too, as real
 # zones have them), not starting or ending with a hyphen; an optional final dot.
 _LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
 _HOST_NAME = re.compile(rf"(?=.{{1,253}}\.?$){_LABEL}(?:\.{_LABEL})*\.?")
-
-
-class TargetError(ValueError):
-    """A target specification that cannot be run; the message says why, for the user."""
-
-
-@attrs.frozen(slots=False)  # one per line: see PingResult for why not slotted
-class Target:
-    """One validated target line: what to ping, how often, how far apart."""
-
-    host: str
-    """The address as the user wrote it, or the host name."""
-    address: str | None
-    """The IP address, normalised; None for a host name still to be resolved."""
-    count: int
-    interval_ms: int
-
-    @classmethod
-    def parse(cls, text: str) -> Target:
-        """Parse ``ADDRESS,COUNT,INTERVAL_MS``; spaces around fields and a final CR are fine.
-
-        ADDRESS is an IPv4 or IPv6 address, or a host name.
-
-        Raises:
-            TargetError: with a one-line reason that quotes the offending field.
-        """
-        fields = text.rstrip("\r\n").split(",")
-        if len(fields) != 3:
-            raise TargetError(
-                f"expected ADDRESS,COUNT,INTERVAL_MS (3 fields), "
-                f"got {len(fields)} in {text.strip()!r}"
-            )
-        host = fields[0].strip()
-        # Positional: one line of 20,000 is parsed in a few microseconds, and keywords
-        # cost a third of that.
-        return cls(
-            host,
-            _parse_address(host),
-            _parse_whole(fields[1].strip(), "count", MAX_COUNT, unit=""),
-            _parse_whole(fields[2].strip(), "interval", MAX_INTERVAL_MS, unit=" ms"),
-        )
 
 
 def parse_ip(text: str) -> tuple[socket.AddressFamily, bytes] | None:
@@ -98,18 +55,6 @@ def normalised(text: str, family: socket.AddressFamily, packed: bytes) -> str:
     return text if family == socket.AF_INET else socket.inet_ntop(family, packed)
 
 
-def _parse_address(text: str) -> str | None:
-    address = address_for(text)
-    if address is not None:
-        return address
-    if is_host_name(text):
-        return None
-    raise TargetError(
-        f"address must be an IPv4 or IPv6 address or a host name, such as 192.0.2.1, "
-        f"2001:db8::1 or example.net, got {text!r}"
-    )
-
-
 def is_host_name(text: str) -> bool:
     """Whether ``text`` is a host name a resolver may be asked about (RFC 1123 syntax,
     and nothing it would read as an IPv4 address in an old form)."""
@@ -128,11 +73,3 @@ def _looks_numeric(name: str) -> bool:
     except OSError:
         return name.rstrip(".").rsplit(".", 1)[-1].isdigit()
     return True
-
-
-def _parse_whole(text: str, name: str, maximum: int, *, unit: str) -> int:
-    # ASCII digits only: int() alone would also take "1_0", "+3" and other scripts' digits.
-    value = int(text) if text.isascii() and text.isdigit() else None
-    if value is None or not 1 <= value <= maximum:
-        raise TargetError(f"{name} must be a whole number from 1 to {maximum}{unit}, got {text!r}")
-    return value

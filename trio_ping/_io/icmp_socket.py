@@ -20,8 +20,8 @@ from typing import Final
 
 import trio
 
-from trio_ping import icmp
-from trio_ping.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
+from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
+from trio_ping._proto import icmp
 
 # Linux asm-generic/socket.h and linux/in.h; Python 3.11 does not export them.
 SO_RCVBUFFORCE: Final = 33

@@ -9,7 +9,7 @@ from typing import Final
 
 import trio
 
-from trio_ping.batching import busy
+from trio_ping._proto.batching import busy
 from trio_ping.results import PingResult, Status
 
 Formatter = Callable[[PingResult], str]
@@ -126,7 +126,7 @@ async def write_results(
 
     Lines are gathered while results are waiting and written together as soon as none
     is; when results come thick and fast, the writer then rests for :data:`FLUSH_PAUSE`
-    before it looks again (see :mod:`trio_ping.batching`). A lone result is written at
+    before it looks again (see :mod:`trio_ping._proto.batching`). A lone result is written at
     once, a stream of thousands costs a write every few milliseconds. Results already
     received when the task is cancelled (Ctrl-C) are still written.
 

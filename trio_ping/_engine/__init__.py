@@ -1,0 +1,1 @@
+"""The engine: the sender, receiver and timeout tasks that drive one ICMP socket."""

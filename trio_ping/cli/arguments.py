@@ -1,0 +1,121 @@
+"""The command line's arguments: the parser, ``--help``'s text, and what they ask for."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import socket
+from collections.abc import Sequence
+
+import attrs
+
+from trio_ping import __version__
+from trio_ping.cli.status import PROGRAM, ExitStatus
+from trio_ping.pinger import DEFAULT_TIMEOUT
+
+_EPILOG = """\
+examples:
+  trio-ping "192.0.2.1,3,1000"                3 requests, 1 s apart
+  trio-ping 192.0.2.1,5,200 2001:db8::1,5,200  two targets at once
+  printf '192.0.2.1,3,10\\nexample.net,1,1\\n' | trio-ping   targets from stdin
+  trio-ping --json --summary localhost,3,100  JSON lines, then a summary event
+
+output: one line per request, ADDRESS,SEQ,RTT_US (RTT in microseconds, -1 when
+no valid reply came within the timeout), written as each result is known.
+--timestamp: ADDRESS,SEQ,RTT_US,ORIGINATE_MS,RECEIVE_MS,TRANSMIT_MS,OFFSET_MS.
+
+exit status: 0 all requests answered, 1 some unanswered, 2 bad input, a socket or
+permission error, or a destination the kernel refuses (broadcast), 130 interrupted
+(SIGINT), 143 terminated (SIGTERM), 141 standard output closed.
+"""
+
+
+@attrs.frozen
+class Config:
+    """What the command line asked for."""
+
+    targets: tuple[str, ...]
+    timeout: float
+    verbose: bool
+    timestamp: bool
+    json: bool
+    summary: bool
+    family: socket.AddressFamily
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One line, not argparse's usage block."""
+        self.exit(ExitStatus.ERROR, f"{PROGRAM}: {message} (see '{PROGRAM} --help')\n")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def parse_arguments(argv: Sequence[str] | None) -> Config:
+    """Parse the command line; on a usage error print one line and exit 2."""
+    parser = _Parser(
+        prog=PROGRAM,
+        description="Send ICMP Echo (or Timestamp) requests to many targets at once, "
+        "over one socket per address family.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="ADDRESS,COUNT,INTERVAL_MS: ADDRESS an IPv4 or IPv6 address or a host name, "
+        "COUNT 1..10, INTERVAL_MS 1..1000; none or '-': read targets from standard input, "
+        "one per line",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"wait this long for each reply, from its send time (default {DEFAULT_TIMEOUT:g})",
+    )
+    family = parser.add_mutually_exclusive_group()
+    family.add_argument(
+        "-4", dest="family", action="store_const", const=socket.AF_INET, help="resolve to IPv4"
+    )
+    family.add_argument(
+        "-6", dest="family", action="store_const", const=socket.AF_INET6, help="resolve to IPv6"
+    )
+    parser.add_argument(
+        "--timestamp",
+        action="store_true",
+        help="send ICMP Timestamp requests (IPv4 only) instead of Echo; lines become "
+        "ADDRESS,SEQ,RTT_US,ORIGINATE_MS,RECEIVE_MS,TRANSMIT_MS,OFFSET_MS",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per line (schema: README)"
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="after the run, statistics per target on stderr (with --json: summary events)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="report ICMP errors and send errors on stderr"
+    )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
+    # Intermixed: options may follow targets, as in "trio-ping 192.0.2.1,3,10 --json".
+    arguments = parser.parse_intermixed_args(argv)
+    return Config(
+        targets=tuple(arguments.targets),
+        timeout=arguments.timeout,
+        verbose=arguments.verbose,
+        timestamp=arguments.timestamp,
+        json=arguments.json,
+        summary=arguments.summary,
+        family=arguments.family or socket.AF_UNSPEC,
+    )

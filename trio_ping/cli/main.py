@@ -1,0 +1,260 @@
+"""The command line's run: one trio program that starts each target line and writes results.
+
+The library below raises; :mod:`trio_ping.cli.status` turns what happens into messages and
+the exit status.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+
+import attrs
+import trio
+
+from trio_ping._addresses import address_for
+from trio_ping._engine.engine import Session
+from trio_ping._io.icmp_socket import SocketPermissionError
+from trio_ping.cli.arguments import Config, parse_arguments
+from trio_ping.cli.input import target_lines
+from trio_ping.cli.output import (
+    OutputClosed,
+    OutputError,
+    format_csv,
+    format_timestamp_csv,
+    json_formatter,
+    json_line,
+    write_all,
+    write_results,
+)
+from trio_ping.cli.status import PROGRAM, ExitStatus, Run
+from trio_ping.cli.summary import TargetStatistics
+from trio_ping.cli.targets import Target, TargetError
+from trio_ping.pinger import Pinger, open_pinger, resolve
+from trio_ping.results import PingResult
+
+STDOUT = 1  # the descriptor, not sys.stdout: that is None when the shell closed it (>&-)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    _tune_garbage_collection()
+    config = parse_arguments(argv)
+    if sys.stdout is None:
+        # Closed by the shell (>&-). Not a mere write error: descriptor 1 would be reused
+        # by the next thing opened, our own sockets included, and lines written there.
+        sys.stderr.write(f"{PROGRAM}: cannot write standard output: it is closed\n")
+        return ExitStatus.ERROR
+    if not config.targets and sys.stdin is not None and sys.stdin.isatty():
+        sys.stderr.write(
+            f"usage: {PROGRAM} ADDRESS,COUNT,INTERVAL_MS ... (or target lines on stdin)\n"
+            f"see '{PROGRAM} --help'\n"
+        )
+        return ExitStatus.ERROR
+    if config.json:
+        formatter = json_formatter(timestamp=config.timestamp)
+    else:
+        formatter = format_timestamp_csv if config.timestamp else format_csv
+    run = Run(sys.stderr, config.verbose, formatter, statistics={} if config.summary else None)
+    try:
+        trio.run(_run, config, run)
+    except* KeyboardInterrupt:  # Ctrl-C before or after the signal receiver was in place
+        run.signal_number = run.signal_number or signal.SIGINT
+    finally:
+        _ignore_signals()  # again, for a run that ended before _run ignored them
+    return run.exit_status()
+
+
+def _ignore_signals() -> None:
+    """From now on, SIGINT and SIGTERM do nothing.
+
+    Once the run's status is decided, a late signal must not turn it into a traceback
+    (SIGINT) or a kill that loses it (SIGTERM).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _tune_garbage_collection() -> None:
+    """Collect less often: a run makes many short-lived objects and next to no cycles.
+
+    CPython's collector still walks every long-lived object (trio's, the modules') each
+    time enough new ones pile up: measured at a quarter of the CPU of a 10,000 x 3 run.
+    Freezing what start-up made takes those out of every pass, and a higher first
+    threshold makes passes rarer. A process-wide choice, so the command makes it, never
+    the library.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+async def _run(config: Config, run: Run) -> None:
+    # Ignored before the receiver below opens, because it restores on closing what it
+    # found. Had it found trio's own SIGINT handler, a signal during the shutdown would
+    # raise KeyboardInterrupt wherever the code then stood, main's last lines included:
+    # the process died of SIGINT instead of exiting 130 (seen in CI, under a storm of
+    # SIGINTs).
+    _ignore_signals()
+    send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+    # The receiver stays open until everything is written: a second Ctrl-C during the
+    # shutdown is then one more signal to ignore, not a KeyboardInterrupt in a nursery.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, signals, run, nursery.cancel_scope)
+            # The writer ends when every session's channel clone and ours are closed.
+            async with open_pinger() as pinger, trio.open_nursery() as work:
+                work.start_soon(_write, receive_channel, run, nursery.cancel_scope)
+                starter = _Starter(config, pinger, send_channel, run, work)
+                async with send_channel:
+                    await starter.start_all()
+            malformed, invalid = pinger.discarded()
+            if config.verbose and (malformed or invalid):
+                run.note_once(
+                    f"ignored {malformed} malformed packets and {invalid} replies "
+                    "that did not carry their request's payload"
+                )
+            nursery.cancel_scope.cancel()  # every target is done: stop watching signals
+        # As iputils does, the summary comes on Ctrl-C too: of the results known by then.
+        if run.statistics is not None and not run.output_closed:
+            starter.count_duplicates()  # only now: duplicates arrive after their first reply
+            _print_summary(config, run)
+
+
+def _print_summary(config: Config, run: Run) -> None:
+    assert run.statistics is not None
+    ordered = sorted(run.statistics.values(), key=lambda statistics: statistics.order)
+    if config.json:
+        try:
+            write_all(STDOUT, "".join(json_line(statistics.record()) for statistics in ordered))
+        except OutputClosed:
+            run.output_closed = True
+        except OutputError as exc:
+            run.error(str(exc))
+    else:
+        for statistics in ordered:
+            run.stderr.write(statistics.text())
+        run.stderr.flush()
+
+
+async def _watch_signals(signals: AsyncIterator[int], run: Run, scope: trio.CancelScope) -> None:
+    async for number in signals:
+        if run.signal_number is None:  # the first decides the exit status
+            run.signal_number = number
+            scope.cancel()  # results already known are still written on the way out
+
+
+async def _write(
+    results: trio.MemoryReceiveChannel[PingResult], run: Run, scope: trio.CancelScope
+) -> None:
+    try:
+        await write_results(results, STDOUT, run.formatter, run.observe)
+    except OutputClosed:
+        run.output_closed = True
+        scope.cancel()
+    except OutputError as exc:
+        run.error(str(exc))
+        scope.cancel()  # nothing more can be said
+
+
+@attrs.define
+class _Starter:
+    """Starts each target line as soon as it is read; reports the ones that cannot run."""
+
+    config: Config
+    pinger: Pinger
+    results: trio.MemorySendChannel[PingResult]
+    run: Run
+    nursery: trio.Nursery
+    _started: list[tuple[TargetStatistics, Session]] = attrs.field(factory=list)
+    _read: int = 0
+    """Target lines read so far: a summary lists targets in this order."""
+
+    async def start_all(self) -> None:
+        """Read every target (arguments, then stdin where '-' or none) and start it."""
+        async with aclosing(target_lines(self.config.targets, self.run)) as batches:
+            async for batch in batches:
+                for place, text in batch:
+                    self._start_line(place, text)
+
+    def _start_line(self, place: str, text: str) -> None:
+        """Parse one target line and start it, or say why not."""
+        try:
+            target = Target.parse(text)
+        except TargetError as exc:
+            self.run.error(f"{place}: {exc}")
+            return
+        self._read += 1
+        if target.address is not None and self.config.family != socket.AF_UNSPEC:
+            try:  # -4/-6 against an address as written
+                address_for(target.address, self.config.family)
+            except ValueError as exc:
+                self.run.error(f"{place}: {exc}")
+                return
+        if target.address is None:
+            # A name: resolve it in its own task, so a slow resolver holds up
+            # no other line. Its channel clone keeps the writer waiting for it.
+            self.nursery.start_soon(
+                self._resolve_and_start, place, self._read, target, self.results.clone()
+            )
+        else:
+            self._start(place, self._read, target, target.address, self.results.clone())
+
+    def count_duplicates(self) -> None:
+        """Add each session's duplicate replies to its target's statistics."""
+        for statistics, session in self._started:
+            statistics.duplicates += session.duplicates
+
+    async def _resolve_and_start(
+        self,
+        place: str,
+        order: int,
+        target: Target,
+        results: trio.MemorySendChannel[PingResult],
+    ) -> None:
+        try:
+            address = await resolve(target.host, self.config.family)
+        except OSError:
+            results.close()
+            family = self.config.family
+            wanted = {socket.AF_INET: " to an IPv4 address", socket.AF_INET6: " to an IPv6 address"}
+            self.run.error(f"{place}: cannot resolve {target.host!r}{wanted.get(family, '')}")
+            return
+        self._start(place, order, target, address, results)
+
+    def _start(
+        self,
+        place: str,
+        order: int,
+        target: Target,
+        address: str,
+        results: trio.MemorySendChannel[PingResult],
+    ) -> None:
+        label = None if target.host == address else target.host
+        try:
+            session = self.pinger.start(
+                address,
+                count=target.count,
+                interval=target.interval_ms / 1000,
+                timeout=self.config.timeout,
+                results=results,
+                timestamp=self.config.timestamp,
+                target=label,
+            )
+        except SocketPermissionError as exc:
+            self.run.error_once(str(exc))
+        except ValueError as exc:
+            self.run.error(f"{place}: {exc}")
+        except OSError as exc:
+            self.run.error_once(f"cannot open an ICMP socket: {exc.strerror or exc}")
+        else:
+            if self.run.statistics is not None:
+                name = label or address
+                statistics = self.run.statistics.setdefault(
+                    (name, address), TargetStatistics(name, address, order)
+                )
+                self._started.append((statistics, session))
