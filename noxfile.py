@@ -1,4 +1,5 @@
-"""Sessions: ``nox`` runs tests, lint and typecheck; ``nox -s bench`` runs the benchmarks.
+"""Sessions: ``nox`` runs tests, lint and typecheck; ``nox -s bench`` runs the benchmarks,
+``nox -s micro`` the micro benchmarks.
 
 The live tests build network namespaces and open raw sockets: run nox as root
 (``sudo nox``). Without root they skip, and under ``CI=true`` a skip is a failure.
@@ -76,3 +77,10 @@ def bench(session: nox.Session) -> None:
     install_lab_tools(session)
     session.install(".")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def micro(session: nox.Session) -> None:
+    """The micro benchmarks behind every timing a comment claims (benchmarks/micro.py)."""
+    session.install(".")
+    session.run("python", "-m", "benchmarks.micro", *session.posargs)

@@ -19,7 +19,8 @@ def parse_ip(text: str) -> tuple[socket.AddressFamily, bytes] | None:
     """(family, packed address) if ``text`` is an IP address, else None.
 
     inet_pton is strict where inet_aton is not: four decimal octets, no leading zeros, no
-    shorthand such as "127.1"; and it is 15 times faster than ``ipaddress``, which counts
+    shorthand such as "127.1"; and it is ten times faster than ``ipaddress`` (0.19 us against
+    1.9 for IPv4; benchmarks/micro.py: inet_pton_vs_ipaddress, Python 3.11.7), which counts
     for a batch of 20,000 lines.
     """
     for family in (socket.AF_INET, socket.AF_INET6):
@@ -50,7 +51,8 @@ def normalised(text: str, family: socket.AddressFamily, packed: bytes) -> str:
 
     inet_pton takes an IPv4 address only in its canonical form (four decimal octets, no
     leading zeros), so that is ``text`` itself; IPv6 has many spellings, and inet_ntop
-    gives the standard one (RFC 5952). Skipping it for IPv4 saves 0.3 us a line.
+    gives the standard one (RFC 5952). Skipping it for IPv4 saves 0.2 us a line
+    (benchmarks/micro.py: normalised_ipv4, Python 3.11.7).
     """
     return text if family == socket.AF_INET else socket.inet_ntop(family, packed)
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import ipaddress
+import socket
 
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given
+
+from tests.proto.strategies import FUZZ
+from trio_ping._addresses import normalised, parse_ip
 from trio_ping.cli.targets import MAX_COUNT, MAX_INTERVAL_MS, Target, TargetError
 
 
@@ -134,3 +141,67 @@ def test_address_is_checked_before_count_and_interval() -> None:
 def test_target_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="count"):
         Target.parse("192.0.2.1,0,1")
+
+
+# Target parsing ----------------------------------------------------------------------------
+
+
+@FUZZ
+@given(st.text(max_size=40))
+def test_target_parse_raises_only_target_error(text: str) -> None:
+    try:
+        target = Target.parse(text)
+    except TargetError as exc:
+        message = str(exc)
+    else:
+        assert 1 <= target.count <= 10
+        assert 1 <= target.interval_ms <= 1000
+        return
+    assert "\n" not in message
+
+
+@FUZZ
+@given(
+    st.ip_addresses(v=4),
+    st.integers(1, 10),
+    st.integers(1, 1000),
+    st.sampled_from(["", " ", "\t", "  "]),
+    st.sampled_from(["", "\r", "\n", "\r\n"]),
+)
+def test_target_parse_round_trip(
+    address: ipaddress.IPv4Address, count: int, interval: int, space: str, end: str
+) -> None:
+    text = f"{space}{address}{space},{space}{count},{interval}{space}{end}"
+    assert Target.parse(text) == Target(str(address), str(address), count, interval)
+
+
+# Octets spelled as people mistype them: leading zeros, hex, and out of range.
+octet_spellings = st.one_of(
+    st.integers(0, 255).map(str),
+    st.integers(0, 255).map(lambda n: f"0{n}"),
+    st.integers(0, 255).map(hex),
+    st.integers(256, 999).map(str),
+)
+
+
+@FUZZ
+@given(st.lists(octet_spellings, min_size=3, max_size=5).map(".".join))
+def test_an_accepted_ipv4_spelling_is_already_the_normal_one(text: str) -> None:
+    # normalised() skips inet_ntop for IPv4, trusting inet_pton to take only the
+    # canonical spelling: any other one must be refused.
+    ip = parse_ip(text)
+    if ip is not None:
+        assert normalised(text, *ip) == socket.inet_ntop(*ip) == text
+
+
+@FUZZ
+@given(st.ip_addresses(v=6), st.booleans(), st.booleans())
+def test_an_ipv6_address_normalises_however_it_is_spelled(
+    address: ipaddress.IPv6Address, upper: bool, exploded: bool
+) -> None:
+    text = address.exploded if exploded else str(address)
+    text = text.upper() if upper else text
+    ip = parse_ip(text)
+    assert ip is not None
+    # Upper case and exploded forms are accepted: passing them through would be wrong.
+    assert normalised(text, *ip) == socket.inet_ntop(*ip)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import math
 
-from trio_ping._proto.schedule import Schedule
+import attrs
+import hypothesis.strategies as st
+from hypothesis import given
+
+from tests.proto.strategies import FUZZ
+from trio_ping._proto.schedule import Plan, Schedule
 
 
 def drain(schedule: Schedule[str]) -> list[tuple[float, str, int]]:
@@ -126,3 +131,133 @@ def test_a_tie_between_the_two_queues_goes_to_the_one_queued_first() -> None:
     schedule.add("e", start=2.0, interval=1.0, count=1)
     schedule.add("d", start=1.0, interval=1.0, count=1)
     assert drain(schedule) == [(1.0, "a", 0), (1.0, "d", 0), (2.0, "e", 0)]
+
+
+# The schedule ------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 1000, allow_nan=False),
+            st.floats(1e-4, 10, allow_nan=False),
+            st.integers(1, 20),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_schedule_pops_every_request_once_in_due_order_at_exact_times(
+    plans: list[tuple[float, float, int]],
+) -> None:
+    schedule: Schedule[int] = Schedule()
+    for owner, (start, interval, count) in enumerate(plans):
+        schedule.add(owner, start=start, interval=interval, count=count)
+    popped: list[tuple[float, int, int]] = []
+    while (due := schedule.next_due()) < math.inf:
+        item = schedule.pop_due(due)
+        assert item is not None
+        popped.append((due, *item))
+    assert [due for due, _, _ in popped] == sorted(due for due, _, _ in popped)
+    assert sorted(popped) == sorted(
+        (start + k * interval, owner, k)
+        for owner, (start, interval, count) in enumerate(plans)
+        for k in range(count)
+    )
+
+
+@attrs.define
+class _ModelPlan:
+    owner: int
+    start: float
+    interval: float
+    count: int
+    seq: int = 0
+    due: float = 0.0
+    order: int = 0
+    cancelled: bool = False
+
+
+class _ScheduleModel:
+    """The schedule's contract, by brute force: the earliest (due, queued) request first."""
+
+    def __init__(self) -> None:
+        self.plans: list[_ModelPlan] = []
+        self.queued = 0
+
+    def add(self, owner: int, start: float, interval: float, count: int) -> None:
+        self.plans.append(_ModelPlan(owner, start, interval, count, due=start, order=self.queued))
+        self.queued += 1
+
+    def _first(self) -> _ModelPlan | None:
+        waiting = [p for p in self.plans if not p.cancelled and p.seq < p.count]
+        return min(waiting, key=lambda p: (p.due, p.order), default=None)
+
+    def next_due(self) -> float:
+        plan = self._first()
+        return math.inf if plan is None else plan.due
+
+    def pop_due(self, now: float, early: float) -> tuple[int, int] | None:
+        plan = self._first()
+        if plan is None or plan.due > now + early:
+            return None
+        seq = plan.seq
+        if seq == 0 and now > plan.start:
+            plan.start = now
+        plan.seq += 1
+        plan.due = plan.start + plan.seq * plan.interval
+        plan.order = self.queued
+        self.queued += 1
+        return plan.owner, seq
+
+
+# Each step is (action, time, time, number): ("add", start, interval, count), ("pop",
+# advance the clock, early, _), ("cancel", _, _, which plan).
+_SCHEDULE_STEPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("add"),
+            st.integers(0, 8).map(lambda n: n * 0.25),  # starts that tie
+            st.sampled_from([0.25, 0.5, 1.0, 0.3]),  # mostly shared intervals: the FIFO
+            st.integers(1, 5),
+        ),
+        st.tuples(
+            st.just("pop"),
+            st.integers(0, 12).map(lambda n: n * 0.25),
+            st.sampled_from([0.0, 0.1]),  # 0.1: pops early, and late starts move
+            st.just(0),
+        ),
+        st.tuples(st.just("cancel"), st.just(0.0), st.just(0.0), st.integers(0, 10)),
+    ),
+    max_size=60,
+)
+
+
+@FUZZ
+@given(_SCHEDULE_STEPS)
+def test_schedule_serves_the_earliest_request_first_come_first_served(
+    steps: list[tuple[str, float, float, int]],
+) -> None:
+    """Against a brute-force model: whichever queue a plan waits in (FIFO or heap), pops,
+    late pops that move a start, ties and cancels give what the model gives."""
+    schedule: Schedule[int] = Schedule()
+    model = _ScheduleModel()
+    plans: list[Plan[int]] = []
+    clock = 0.0
+    for action, first, second, number in steps:
+        if action == "add":
+            plans.append(
+                schedule.add(len(plans), start=clock + first, interval=second, count=number)
+            )
+            model.add(len(model.plans), clock + first, second, number)
+        elif action == "cancel":
+            if number < len(plans):
+                schedule.cancel(plans[number])
+                model.plans[number].cancelled = True
+        else:
+            clock += first
+            while (expected := model.pop_due(clock, second)) is not None:
+                assert schedule.pop_due(clock, second) == expected
+            assert schedule.pop_due(clock, second) is None
+        assert schedule.next_due() == model.next_due()

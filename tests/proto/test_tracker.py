@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 
+import attrs
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
+from tests.proto.strategies import FUZZ
 from trio_ping._proto.tracker import Probe, ProbeKey, Tracker, Verdict
 
 DEST = b"\xc0\x00\x02\x01"
@@ -334,3 +338,166 @@ def test_answer_does_not_take_a_duplicate() -> None:
     tracker.on_reply(key(0), PAYLOAD)
     assert tracker.answer(key(0), PAYLOAD) is None
     assert tracker.on_reply(key(0), PAYLOAD) == (Verdict.DUPLICATE, sent)
+
+
+# The tracker against a model ---------------------------------------------------------------
+
+DESTINATIONS = [b"\x0a\0\0\x01", b"\x0a\0\0\x02"]
+FINGERPRINTS = [b"cookie-A:0123456789", b"cookie-B:0123456789", b"cookie-A:01234"]
+
+# Few keys, so that reuse, duplicates and stale deadlines come up often.
+keys = st.tuples(
+    st.sampled_from(DESTINATIONS), st.sampled_from([8, 13]), st.just(7), st.integers(0, 1)
+)
+
+
+@attrs.frozen
+class Add:
+    key: ProbeKey
+    fingerprint: bytes
+    lifetime: int
+
+
+@attrs.frozen
+class Reply:
+    key: ProbeKey
+    fingerprint: bytes
+
+
+@attrs.frozen
+class Error:
+    key: ProbeKey
+    quote: bytes
+
+
+@attrs.frozen
+class Cancel:
+    key: ProbeKey
+
+
+@attrs.frozen
+class Advance:
+    by: int
+
+
+Operation = Add | Reply | Error | Cancel | Advance
+
+quotes = st.one_of(
+    st.tuples(st.sampled_from(FINGERPRINTS), st.integers(0, 25)).map(lambda p: p[0][: p[1]]),
+    st.sampled_from(FINGERPRINTS).map(lambda fp: fp + b"-and-what-follows"),
+    st.binary(max_size=6),
+)
+fingerprints = st.sampled_from(FINGERPRINTS)
+operations = st.lists(
+    st.one_of(
+        st.builds(Add, keys, fingerprints, st.integers(0, 4)),
+        st.builds(Reply, keys, fingerprints),
+        st.builds(Error, keys, quotes),
+        st.builds(Cancel, keys),
+        st.builds(Advance, st.integers(0, 3)),
+    ),
+    max_size=80,
+)
+
+
+@attrs.define
+class Model:
+    """What the tracker should hold: outstanding and settled probes, by key."""
+
+    outstanding: dict[ProbeKey, Probe[int]] = attrs.field(factory=dict)
+    settled: dict[ProbeKey, Probe[int]] = attrs.field(factory=dict)
+
+    def forget_until(self, now: float) -> list[Probe[int]]:
+        due = [probe for probe in self.outstanding.values() if probe.deadline <= now]
+        self.outstanding = {k: p for k, p in self.outstanding.items() if p.deadline > now}
+        self.settled = {k: p for k, p in self.settled.items() if p.deadline > now}
+        return due
+
+
+@settings(FUZZ, max_examples=300)
+@given(operations)
+def test_tracker_settles_every_probe_at_most_once_and_agrees_with_a_model(
+    ops: list[Operation],
+) -> None:
+    tracker: Tracker[int] = Tracker()
+    model = Model()
+    now = 0.0
+    added = 0
+    settled: list[int] = []  # owners, in the order the tracker settled them
+    answered: set[int] = set()  # settled by a reply or an error: duplicates may follow
+    cancelled: set[int] = set()
+
+    def settle(probe: Probe[int]) -> None:
+        assert probe.owner not in settled, f"probe {probe.owner} settled twice"
+        assert probe.owner not in cancelled, f"cancelled probe {probe.owner} settled"
+        settled.append(probe.owner)
+
+    for op in ops:
+        if isinstance(op, Add):
+            probe = Probe(added, op.key[3], op.fingerprint, 0, now, now + op.lifetime)
+            if op.key in model.outstanding:
+                try:
+                    tracker.add(op.key, probe)
+                except ValueError:
+                    continue
+                raise AssertionError("an outstanding key was added again")
+            tracker.add(op.key, probe)
+            added += 1
+            model.settled.pop(op.key, None)
+            model.outstanding[op.key] = probe
+        elif isinstance(op, Reply):
+            verdict, got = tracker.on_reply(op.key, op.fingerprint)
+            expected = model.outstanding.get(op.key)
+            if expected is not None:
+                if op.fingerprint == expected.fingerprint:
+                    assert (verdict, got) == (Verdict.ANSWERED, expected)
+                    assert got is expected
+                    settle(expected)
+                    answered.add(expected.owner)
+                    model.settled[op.key] = model.outstanding.pop(op.key)
+                else:
+                    assert (verdict, got) == (Verdict.INVALID, None)
+            elif op.key in model.settled and model.settled[op.key].fingerprint == op.fingerprint:
+                assert verdict is Verdict.DUPLICATE
+                assert got is model.settled[op.key]
+                assert got.owner in answered
+            else:
+                assert (verdict, got) == (Verdict.STRAY, None)
+        elif isinstance(op, Error):
+            got_probe = tracker.on_error(op.key, op.quote)
+            expected = model.outstanding.get(op.key)
+            agrees = expected is not None and (
+                expected.fingerprint.startswith(op.quote)
+                or op.quote.startswith(expected.fingerprint)
+            )
+            if agrees:
+                assert expected is not None
+                assert got_probe is expected
+                settle(expected)
+                answered.add(expected.owner)
+                model.settled[op.key] = model.outstanding.pop(op.key)
+            else:
+                assert got_probe is None
+        elif isinstance(op, Cancel):
+            got_probe = tracker.cancel(op.key)
+            assert got_probe is model.outstanding.pop(op.key, None)
+            if got_probe is not None:
+                cancelled.add(got_probe.owner)
+        else:
+            now += op.by
+            expired = tracker.expire(now)
+            expected_expired = model.forget_until(now)
+            assert sorted(p.owner for p in expired) == sorted(p.owner for p in expected_expired)
+            for probe in expired:
+                settle(probe)
+        assert len(tracker) == len(model.outstanding)
+        assert tracker.next_deadline() <= min(
+            (p.deadline for p in [*model.outstanding.values(), *model.settled.values()]),
+            default=math.inf,
+        )
+
+    # In the end every probe is settled exactly once or was cancelled.
+    for probe in tracker.expire(math.inf):
+        settle(probe)
+    assert len(tracker) == 0
+    assert sorted([*settled, *cancelled]) == list(range(added))

@@ -83,8 +83,9 @@ class MalformedPacket(ValueError):
 
 
 # Not frozen, unlike the other messages: one is built per received reply, and a frozen
-# attrs class sets each field through object.__setattr__ (1.43 us to build against 0.33,
-# timeit). Treat it as immutable all the same.
+# attrs class sets each field through object.__setattr__ (0.47 us to build against 0.12;
+# benchmarks/micro.py: frozen_echo_reply, Python 3.11.7, attrs 26.1). Treat it as
+# immutable all the same.
 @attrs.define(eq=True)
 class EchoReply:
     """An Echo Reply (ICMP type 0, ICMPv6 type 129)."""
@@ -203,8 +204,8 @@ class EchoRequestTemplate:
 
     ``encode(seq)`` gives the same bytes as :func:`encode_echo_request`, but sums the
     identifier and payload once, here, rather than once per packet: the sequence number
-    is added to that sum, as RFC 1624 updates a checksum when one field changes. Measured
-    at 0.5 us a packet instead of 1.9 us.
+    is added to that sum, as RFC 1624 updates a checksum when one field changes: 0.22 us a
+    packet instead of 0.74 (benchmarks/micro.py: echo_template_encode, Python 3.11.7).
     """
 
     __slots__ = ("_fixed_sum", "_ident", "_ipv6", "_payload", "_type")
