@@ -10,6 +10,7 @@ import errno
 import math
 import signal
 import socket
+from typing import Literal
 
 import pytest
 import trio
@@ -231,3 +232,26 @@ def test_json_summary_loss_is_rounded_to_three_places() -> None:
         "--json", "--summary", "--timeout", "0.1", "127.0.0.1,3,10", peer=two_of_three
     )
     assert outcome.events[-1]["loss_pct"] == 33.333
+
+
+@pytest.mark.parametrize(
+    ("stdout", "said"),
+    [
+        ("reader-gone", []),
+        ("full", ["trio-ping: cannot write standard output: No space left on device"]),
+    ],
+)
+def test_a_json_summary_that_cannot_be_written_is_said_as_output_errors_are(
+    stdout: Literal["reader-gone", "full"], said: list[str]
+) -> None:
+    # Interrupted before any result: the summary events are the first write.
+    outcome = run_cli(
+        "--json",
+        "--summary",
+        "127.0.0.1,3,100",
+        peer=answer(0.05),
+        stdout=stdout,
+        signals=[(0.01, signal.SIGTERM)],
+    )
+    assert outcome.status == 143
+    assert outcome.stderr_lines == said
