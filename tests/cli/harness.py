@@ -21,8 +21,9 @@ import json
 import os
 import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Literal
+from typing import Literal, NoReturn
 
 import attrs
 import trio
@@ -38,6 +39,11 @@ LOCALHOST = {
     socket.AF_INET6: "::1",
 }
 """What the fake resolver answers for ``localhost``, by the family asked for."""
+
+STUCK_AFTER = 30.0
+"""Real seconds after which a run is stuck (a channel nobody closes, ...): it fails
+instead of hanging. Real, not virtual: while stdin is read in a thread the autojump
+clock jumps to the next deadline, so a virtual one would fire during any read."""
 
 PIPE_CAPACITY = 65536
 """Linux's default pipe buffer: a pipe filled before the run holds at most this."""
@@ -64,7 +70,8 @@ async def fake_resolve(host: str, family: socket.AddressFamily) -> str:
 
 @attrs.define
 class ScriptedSignals:
-    """Signal numbers delivered at given virtual times, as trio's receiver would yield."""
+    """Signal numbers delivered at given virtual times, as trio's receiver would yield;
+    after the last, a watchdog: a run still going after :data:`STUCK_AFTER` fails."""
 
     schedule: list[tuple[float, int]]
 
@@ -73,10 +80,28 @@ class ScriptedSignals:
 
     async def __anext__(self) -> int:
         if not self.schedule:
-            await trio.sleep_forever()
+            await _watchdog()
         at, number = self.schedule.pop(0)
         await trio.sleep_until(at)
         return number
+
+
+async def _watchdog() -> NoReturn:
+    """Wait (until cancelled) :data:`STUCK_AFTER` real seconds, then fail the run."""
+    token = trio.lowlevel.current_trio_token()
+    stuck = trio.Event()
+
+    def poke() -> None:
+        with contextlib.suppress(trio.RunFinishedError):  # it ended meanwhile
+            token.run_sync_soon(stuck.set)
+
+    timer = threading.Timer(STUCK_AFTER, poke)
+    timer.start()
+    try:
+        await stuck.wait()
+    finally:
+        timer.cancel()
+    raise AssertionError(f"the run was still going after {STUCK_AFTER} real seconds")
 
 
 def scripted_signals(*schedule: tuple[float, int]) -> SignalSource:
