@@ -47,12 +47,34 @@ def install_lab_tools(session: nox.Session) -> None:
     )
 
 
+UNIT_COVERAGE = 85
+"""Percent of the package's lines the unit tests alone (no root, no lab) must cover."""
+UNIT_CLI_COVERAGE = 80
+"""Percent of the command line's lines (trio_ping/cli/) they must cover."""
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite: unit tests and the live namespace lab."""
+    """The test suite: unit tests, then the live namespace lab; prints coverage of both.
+
+    The unit tests run first and alone, so that their own coverage is measured and held
+    to its floor; the live tests then add theirs, and the whole run's figures follow.
+    With arguments (``nox -s tests -- tests/cli -x``), pytest runs just those.
+    """
     install_lab_tools(session)
     session.install(".", *nox.project.dependency_groups(PYPROJECT, "test"))
-    session.run("pytest", *session.posargs)
+    if session.posargs:
+        session.run("pytest", *session.posargs)
+        return
+    cover = ["--cov=trio_ping", "--cov-report=term"]
+    session.run("pytest", "-m", "not live", *cover, f"--cov-fail-under={UNIT_COVERAGE}")
+    session.run(
+        "coverage",
+        "report",
+        "--include=*/trio_ping/cli/*",
+        f"--fail-under={UNIT_CLI_COVERAGE}",
+    )
+    session.run("pytest", "-m", "live", *cover, "--cov-append")
 
 
 @nox.session

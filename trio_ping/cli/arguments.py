@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import socket
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 import attrs
 
 from trio_ping import __version__
+from trio_ping.cli.environment import Environment
+from trio_ping.cli.output import OutputClosed, OutputError, write_all
 from trio_ping.cli.status import PROGRAM, ExitStatus
 from trio_ping.pinger import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 _EPILOG = """\
 examples:
@@ -43,10 +51,47 @@ class Config:
     family: socket.AddressFamily
 
 
+class ArgumentsExit(Exception):
+    """The arguments were handled without a run (``--help``, ``--version``, a usage
+    error): what was to be said is said, and the command exits with ``status``."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    """argparse, writing to the environment's streams and raising instead of exiting."""
+
+    def __init__(self, env: Environment, *, description: str, epilog: str) -> None:
+        super().__init__(
+            prog=PROGRAM,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self._env = env
+
+    def error(self, message: str) -> NoReturn:
         """One line, not argparse's usage block."""
         self.exit(ExitStatus.ERROR, f"{PROGRAM}: {message} (see '{PROGRAM} --help')\n")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self._print_message(message, sys.stderr)
+        raise ArgumentsExit(status)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse names sys.stdout for --help and --version, sys.stderr for errors; a
+        # closed stdout (None) sends it to stderr, and a failed write is ignored, as there.
+        if not message:
+            return
+        if file is not None and file is sys.stdout and self._env.stdout is not None:
+            with contextlib.suppress(OutputClosed, OutputError):
+                write_all(self._env.stdout, message)
+        else:
+            self._env.stderr.write(message)
+            self._env.stderr.flush()
 
 
 def _positive_seconds(text: str) -> float:
@@ -59,14 +104,18 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def parse_arguments(argv: Sequence[str] | None) -> Config:
-    """Parse the command line; on a usage error print one line and exit 2."""
+def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
+    """Parse the command line (``sys.argv[1:]`` if None).
+
+    Raises:
+        ArgumentsExit: nothing to run: ``--help`` or ``--version`` was printed (status 0),
+            or a usage error was said on one line (status 2).
+    """
     parser = _Parser(
-        prog=PROGRAM,
+        env,
         description="Send ICMP Echo (or Timestamp) requests to many targets at once, "
         "over one socket per address family.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "targets",

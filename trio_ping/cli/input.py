@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
@@ -13,20 +12,21 @@ from trio_ping.cli.status import Run
 
 
 async def target_lines(
-    arguments: Sequence[str], run: Run
+    arguments: Sequence[str], stdin: int | None, run: Run
 ) -> AsyncGenerator[list[tuple[str, str]], None]:
     """(place, text) of each target, in batches as they come: the arguments in order,
-    stdin where '-' is (or where there is no argument). A batch per read of stdin, not a
-    line: at 20,000 lines, an async hop per line costs more than parsing it."""
+    the lines of ``stdin`` (a descriptor, None if closed) where '-' is (or where there is
+    no argument). A batch per read of stdin, not a line: at 20,000 lines, an async hop
+    per line costs more than parsing it."""
     for number, argument in enumerate(arguments or ["-"], start=1):
         if argument != "-":
             yield [(f"argument {number}", argument)]
             continue
-        if sys.stdin is None:  # closed by the shell: descriptor 0 may be reused, don't read it
+        if stdin is None:  # closed by the shell: descriptor 0 may be reused, don't read it
             run.error("cannot read standard input: it is closed")
             continue
         try:
-            async with aclosing(_read_lines(0)) as chunks:
+            async with aclosing(_read_lines(stdin)) as chunks:
                 line_number = 0
                 async for lines in chunks:
                     first = line_number + 1

@@ -10,17 +10,17 @@ import gc
 import math
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
+from typing import Protocol
 
 import attrs
 import trio
 
 from trio_ping._addresses import address_for
-from trio_ping._engine.engine import Session
 from trio_ping._io.icmp_socket import SocketPermissionError
-from trio_ping.cli.arguments import Config, parse_arguments
+from trio_ping.cli.arguments import ArgumentsExit, Config, parse_arguments
+from trio_ping.cli.environment import Environment, Resolver
 from trio_ping.cli.input import target_lines
 from trio_ping.cli.output import (
     OutputClosed,
@@ -35,23 +35,34 @@ from trio_ping.cli.output import (
 from trio_ping.cli.status import PROGRAM, ExitStatus, Run
 from trio_ping.cli.summary import TargetStatistics
 from trio_ping.cli.targets import Target, TargetError
-from trio_ping.pinger import Pinger, open_pinger, resolve
+from trio_ping.pinger import Pinger, open_pinger
 from trio_ping.results import PingResult
 
-STDOUT = 1  # the descriptor, not sys.stdout: that is None when the shell closed it (>&-)
 
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Run the command line; return the exit status.
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    _tune_garbage_collection()
-    config = parse_arguments(argv)
-    if sys.stdout is None:
+    Args:
+        argv: the arguments, without the program's name (``sys.argv[1:]`` if None).
+        env: the streams, sockets, clock and signals to run with; the real process's
+            (:meth:`Environment.default`) if None.
+    """
+    if env is None:
+        env = Environment.default()
+    if env.process_wide:
+        _tune_garbage_collection()
+    try:
+        config = parse_arguments(argv, env)
+    except ArgumentsExit as exc:  # --help, --version, or a usage error already said
+        return exc.status
+    stdout = env.stdout
+    if stdout is None:
         # Closed by the shell (>&-). Not a mere write error: descriptor 1 would be reused
         # by the next thing opened, our own sockets included, and lines written there.
-        sys.stderr.write(f"{PROGRAM}: cannot write standard output: it is closed\n")
+        env.stderr.write(f"{PROGRAM}: cannot write standard output: it is closed\n")
         return ExitStatus.ERROR
-    if not config.targets and sys.stdin is not None and sys.stdin.isatty():
-        sys.stderr.write(
+    if not config.targets and env.stdin is not None and env.stdin_isatty:
+        env.stderr.write(
             f"usage: {PROGRAM} ADDRESS,COUNT,INTERVAL_MS ... (or target lines on stdin)\n"
             f"see '{PROGRAM} --help'\n"
         )
@@ -60,13 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter = json_formatter(timestamp=config.timestamp)
     else:
         formatter = format_timestamp_csv if config.timestamp else format_csv
-    run = Run(sys.stderr, config.verbose, formatter, statistics={} if config.summary else None)
+    run = Run(env.stderr, config.verbose, formatter, statistics={} if config.summary else None)
     try:
-        trio.run(_run, config, run)
+        trio.run(_run, config, run, env, stdout, clock=env.clock)
     except* KeyboardInterrupt:  # Ctrl-C before or after the signal receiver was in place
         run.signal_number = run.signal_number or signal.SIGINT
     finally:
-        _ignore_signals()  # again, for a run that ended before _run ignored them
+        if env.process_wide:
+            _ignore_signals()  # again, for a run that ended before _run ignored them
     return run.exit_status()
 
 
@@ -93,23 +105,29 @@ def _tune_garbage_collection() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-async def _run(config: Config, run: Run) -> None:
+async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:
     # Ignored before the receiver below opens, because it restores on closing what it
     # found. Had it found trio's own SIGINT handler, a signal during the shutdown would
     # raise KeyboardInterrupt wherever the code then stood, main's last lines included:
     # the process died of SIGINT instead of exiting 130 (seen in CI, under a storm of
     # SIGINTs).
-    _ignore_signals()
+    if env.process_wide:
+        _ignore_signals()
     send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
     # The receiver stays open until everything is written: a second Ctrl-C during the
     # shutdown is then one more signal to ignore, not a KeyboardInterrupt in a nursery.
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with env.signals() as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, signals, run, nursery.cancel_scope)
             # The writer ends when every session's channel clone and ours are closed.
-            async with open_pinger() as pinger, trio.open_nursery() as work:
-                work.start_soon(_write, receive_channel, run, nursery.cancel_scope)
-                starter = _Starter(config, pinger, send_channel, run, work)
+            async with (
+                open_pinger(
+                    socket_factory=env.socket_factory, precise_pacing=env.precise_pacing
+                ) as pinger,
+                trio.open_nursery() as work,
+            ):
+                work.start_soon(_write, receive_channel, stdout, run, nursery.cancel_scope)
+                starter = _Starter(config, pinger, send_channel, run, work, env.stdin, env.resolve)
                 async with send_channel:
                     await starter.start_all()
             malformed, invalid = pinger.discarded()
@@ -122,15 +140,15 @@ async def _run(config: Config, run: Run) -> None:
         # As iputils does, the summary comes on Ctrl-C too: of the results known by then.
         if run.statistics is not None and not run.output_closed:
             starter.count_duplicates()  # only now: duplicates arrive after their first reply
-            _print_summary(config, run)
+            _print_summary(config, run, stdout)
 
 
-def _print_summary(config: Config, run: Run) -> None:
+def _print_summary(config: Config, run: Run, stdout: int) -> None:
     assert run.statistics is not None
     ordered = sorted(run.statistics.values(), key=lambda statistics: statistics.order)
     if config.json:
         try:
-            write_all(STDOUT, "".join(json_line(statistics.record()) for statistics in ordered))
+            write_all(stdout, "".join(json_line(statistics.record()) for statistics in ordered))
         except OutputClosed:
             run.output_closed = True
         except OutputError as exc:
@@ -149,16 +167,28 @@ async def _watch_signals(signals: AsyncIterator[int], run: Run, scope: trio.Canc
 
 
 async def _write(
-    results: trio.MemoryReceiveChannel[PingResult], run: Run, scope: trio.CancelScope
+    results: trio.MemoryReceiveChannel[PingResult],
+    stdout: int,
+    run: Run,
+    scope: trio.CancelScope,
 ) -> None:
     try:
-        await write_results(results, STDOUT, run.formatter, run.observe)
+        await write_results(results, stdout, run.formatter, run.observe)
     except OutputClosed:
         run.output_closed = True
         scope.cancel()
     except OutputError as exc:
         run.error(str(exc))
         scope.cancel()  # nothing more can be said
+
+
+class _Started(Protocol):
+    """What the command line reads of a started ping (what :meth:`Pinger.start` returns)."""
+
+    @property
+    def duplicates(self) -> int:
+        """Replies to its requests that came again after the first."""
+        ...
 
 
 @attrs.define
@@ -170,13 +200,16 @@ class _Starter:
     results: trio.MemorySendChannel[PingResult]
     run: Run
     nursery: trio.Nursery
-    _started: list[tuple[TargetStatistics, Session]] = attrs.field(factory=list)
+    stdin: int | None
+    """The descriptor to read target lines from where '-' is (None: closed)."""
+    resolve: Resolver
+    _started: list[tuple[TargetStatistics, _Started]] = attrs.field(factory=list)
     _read: int = 0
     """Target lines read so far: a summary lists targets in this order."""
 
     async def start_all(self) -> None:
         """Read every target (arguments, then stdin where '-' or none) and start it."""
-        async with aclosing(target_lines(self.config.targets, self.run)) as batches:
+        async with aclosing(target_lines(self.config.targets, self.stdin, self.run)) as batches:
             async for batch in batches:
                 for place, text in batch:
                     self._start_line(place, text)
@@ -217,7 +250,7 @@ class _Starter:
         results: trio.MemorySendChannel[PingResult],
     ) -> None:
         try:
-            address = await resolve(target.host, self.config.family)
+            address = await self.resolve(target.host, self.config.family)
         except OSError:
             results.close()
             family = self.config.family
