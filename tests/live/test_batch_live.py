@@ -11,7 +11,7 @@ import trio
 from tests.lab.addresses import LOOPBACK, answering, refused, silent
 from tests.lab.netns import Lab
 from tests.lab.run import by_address, run_trio_ping
-from tests.test_pinger_live import RecordingSocket, collect, lab_sockets
+from tests.api.test_pinger_live import RecordingSocket, collect, lab_sockets
 from trio_ping import Status, open_pinger
 
 
