@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from trio_ping.cli.status import ExitStatus, Run
 from trio_ping.cli.output import format_csv
+from trio_ping.cli.status import ExitStatus, Run
 from trio_ping.results import PingResult, Status
 
 REPLY = PingResult("192.0.2.1", 0, Status.REPLY, rtt_us=10)

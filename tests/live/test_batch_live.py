@@ -8,10 +8,10 @@ import statistics
 
 import trio
 
+from tests.api.test_pinger_live import RecordingSocket, collect, lab_sockets
 from tests.lab.addresses import LOOPBACK, answering, refused, silent
 from tests.lab.netns import Lab
 from tests.lab.run import by_address, run_trio_ping
-from tests.api.test_pinger_live import RecordingSocket, collect, lab_sockets
 from trio_ping import Status, open_pinger
 
 
