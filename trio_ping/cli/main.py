@@ -18,7 +18,6 @@ import attrs
 import trio
 
 from trio_ping._addresses import address_for
-from trio_ping._engine.engine import Session
 from trio_ping._io.icmp_socket import SocketPermissionError
 from trio_ping.cli.arguments import Config, parse_arguments
 from trio_ping.cli.input import target_lines
@@ -35,7 +34,7 @@ from trio_ping.cli.output import (
 from trio_ping.cli.status import PROGRAM, ExitStatus, Run
 from trio_ping.cli.summary import TargetStatistics
 from trio_ping.cli.targets import Target, TargetError
-from trio_ping.pinger import Pinger, open_pinger, resolve
+from trio_ping.pinger import Pinger, PingHandle, open_pinger, resolve
 from trio_ping.results import PingResult
 
 STDOUT = 1  # the descriptor, not sys.stdout: that is None when the shell closed it (>&-)
@@ -170,7 +169,7 @@ class _Starter:
     results: trio.MemorySendChannel[PingResult]
     run: Run
     nursery: trio.Nursery
-    _started: list[tuple[TargetStatistics, Session]] = attrs.field(factory=list)
+    _started: list[tuple[TargetStatistics, PingHandle]] = attrs.field(factory=list)
     _read: int = 0
     """Target lines read so far: a summary lists targets in this order."""
 
