@@ -26,7 +26,16 @@ from tests.engine.helpers import (
 )
 from tests.fakes import SOCKET_IDENT, Delivery, FakeIcmpSocket, Sent, echo, reply_bytes, silent
 from tests.lab import packets
-from trio_ping._engine.sessions import Session
+from trio_ping import SocketPermissionError
+from trio_ping._engine.sessions import (
+    PAYLOAD_HEAD,
+    PAYLOAD_SIZE,
+    Session,
+    Sessions,
+    ident_in_payload,
+)
+from trio_ping._proto.schedule import Schedule
+from trio_ping._proto.tracker import Tracker
 from trio_ping.results import PingResult, Status
 
 # Sessions --------------------------------------------------------------------------------
@@ -205,3 +214,147 @@ async def test_a_full_bounded_channel_ends_its_session_only(
     with pytest.raises(trio.EndOfChannel):
         tight_receive.receive_nowait()
     assert [r.status for _, r in others] == [Status.REPLY] * 5
+
+
+# The registry itself ---------------------------------------------------------------------
+
+
+def a_registry(*, ipv6: bool = False, raw: bool = True) -> tuple[Sessions, Schedule[Session]]:
+    schedule: Schedule[Session] = Schedule()
+    return Sessions(schedule, Tracker(), ipv6=ipv6, raw=raw), schedule
+
+
+def start_one(
+    sessions: Sessions,
+    results: trio.MemorySendChannel[PingResult],
+    *,
+    address: str = TARGET,
+    count: int = 2,
+    timestamp: bool = False,
+) -> Session:
+    return sessions.start(
+        address,
+        packets.packed(address),
+        start=0.0,
+        count=count,
+        interval=1.0,
+        timeout=1.0,
+        results=results,
+        timestamp=timestamp,
+        target=None,
+    )
+
+
+def test_the_payload_is_the_head_then_the_same_padding_for_every_session() -> None:
+    sessions, _ = a_registry()
+    send_channel, _receive = trio.open_memory_channel[PingResult](math.inf)
+    first = start_one(sessions, send_channel.clone())
+    second = start_one(sessions, send_channel.clone())
+    heads = [PAYLOAD_HEAD.unpack_from(session.payload) for session in (first, second)]
+    (cookie, ident, number), (cookie2, ident2, number2) = heads
+    assert len(cookie) == 8
+    assert cookie == cookie2  # one per run
+    assert (ident, ident2) == (first.ident, second.ident)
+    assert number2 == number + 1
+    assert [len(session.payload) for session in (first, second)] == [PAYLOAD_SIZE] * 2
+    assert first.payload[PAYLOAD_HEAD.size :] == second.payload[PAYLOAD_HEAD.size :]
+    assert first.payload[PAYLOAD_HEAD.size :] == bytes(range(0x10, 0x10 + PAYLOAD_SIZE - 14))
+
+
+def test_the_identifier_is_read_back_from_a_payload() -> None:
+    sessions, _ = a_registry(raw=False)
+    send_channel, _receive = trio.open_memory_channel[PingResult](math.inf)
+    session = start_one(sessions, send_channel)
+    assert ident_in_payload(session.payload) == session.ident
+    assert ident_in_payload(session.payload + b"more") == session.ident
+    assert ident_in_payload(session.payload[: PAYLOAD_HEAD.size]) == session.ident
+    assert ident_in_payload(session.payload[: PAYLOAD_HEAD.size - 1]) is None
+    assert ident_in_payload(b"") is None
+
+
+def test_identifiers_are_unique_per_address_and_freed_when_a_session_ends() -> None:
+    sessions, _ = a_registry()
+    send_channel, _receive = trio.open_memory_channel[PingResult](math.inf)
+    first = start_one(sessions, send_channel.clone())
+    second = start_one(sessions, send_channel.clone())
+    assert first.ident != second.ident
+    in_use = sessions._idents_in_use
+    assert in_use == {(first.packed, first.ident), (second.packed, second.ident)}
+    sessions.cancel(first)
+    assert in_use == {(second.packed, second.ident)}
+
+
+def test_when_every_identifier_is_taken_start_says_so() -> None:
+    sessions, schedule = a_registry()
+    packed = packets.packed(TARGET)
+    sessions._idents_in_use.update((packed, ident) for ident in range(0x10000))
+    send_channel, _receive = trio.open_memory_channel[PingResult](math.inf)
+    with pytest.raises(ValueError, match="all 65,536 ICMP identifiers are in use"):
+        start_one(sessions, send_channel)
+    assert schedule.next_due() == math.inf  # nothing was planned
+    # Another address has identifiers of its own.
+    assert start_one(sessions, send_channel, address="192.0.2.2").packed != packed
+
+
+@pytest.mark.parametrize(
+    ("ipv6", "raw", "error", "message"),
+    [
+        (True, True, ValueError, "IPv4 only"),
+        (False, False, SocketPermissionError, "raw socket"),
+    ],
+)
+def test_timestamp_sessions_need_a_raw_ipv4_socket(
+    ipv6: bool, raw: bool, error: type[Exception], message: str
+) -> None:
+    sessions, schedule = a_registry(ipv6=ipv6, raw=raw)
+    send_channel, _receive = trio.open_memory_channel[PingResult](math.inf)
+    with pytest.raises(error, match=message):
+        start_one(sessions, send_channel, timestamp=True)
+    assert schedule.next_due() == math.inf
+    assert sessions._idents_in_use == set()
+
+
+def test_settle_sends_each_result_and_closes_the_channel_after_the_last() -> None:
+    sessions, _ = a_registry()
+    send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+    session = start_one(sessions, send_channel, count=2)
+    results = [PingResult(TARGET, seq, Status.TIMEOUT) for seq in (1, 0)]
+    sessions.settle(session, results[0])
+    assert (session.outstanding, session.finished) == (1, False)
+    sessions.settle(session, results[1])
+    assert (session.outstanding, session.finished) == (0, True)
+    assert session.plan is None
+    assert sessions._idents_in_use == set()
+    sessions.settle(session, results[1])  # after the end: ignored
+    assert [receive_channel.receive_nowait() for _ in range(2)] == results
+    with pytest.raises(trio.EndOfChannel):
+        receive_channel.receive_nowait()
+
+
+def test_cancel_unplans_the_session_and_closes_its_channel_once() -> None:
+    sessions, schedule = a_registry()
+    send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+    session = start_one(sessions, send_channel, count=3)
+    assert schedule.next_due() == 0.0
+    sessions.cancel(session)
+    sessions.cancel(session)
+    assert session.finished
+    assert session.outstanding == 3  # never known, never sent
+    assert schedule.next_due() == math.inf
+    with pytest.raises(trio.EndOfChannel):
+        receive_channel.receive_nowait()
+
+
+def test_close_cancels_every_unfinished_session() -> None:
+    sessions, schedule = a_registry()
+    channels = [trio.open_memory_channel[PingResult](math.inf) for _ in range(3)]
+    started = [
+        start_one(sessions, send, address=f"192.0.2.{n + 1}")
+        for n, (send, _) in enumerate(channels)
+    ]
+    sessions.close()
+    assert all(session.finished for session in started)
+    assert schedule.next_due() == math.inf
+    for _, receive in channels:
+        with pytest.raises(trio.EndOfChannel):
+            receive.receive_nowait()
