@@ -144,6 +144,8 @@ def timestamp_reply_result(
     are the reply's originate, receive and transmit times, ``offset_ms`` the clock offset
     they give (None when the peer's times are not standard)."""
     originate, receive, transmit = times
+    # Positional up to kernel_timestamp: 2.4 us instead of 3.0 with keywords (a
+    # frozen attrs class, built once per reply).
     return PingResult(
         address,
         seq,
@@ -164,6 +166,7 @@ def timestamp_reply_result(
 
 def timeout_result(address: str, seq: int, target: str | None) -> PingResult:
     """The result of a request that no valid reply answered within its timeout."""
+    # Positional, as timestamp_reply_result: one per request to a silent target.
     return PingResult(
         address, seq, _TIMEOUT, None, None, None, None, None, True, None, None, None, None, target
     )

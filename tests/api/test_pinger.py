@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from contextlib import aclosing
 
+import attrs
 import pytest
 import trio
 import trio.testing
 
+import trio_ping
 from tests.engine.helpers import TARGET, pinger_over
 from tests.fakes import FakeIcmpSocket, echo, silent
+from trio_ping import PingHandle
 from trio_ping.results import PingResult
 
 
@@ -58,3 +61,34 @@ async def test_ping_raises_when_the_pinger_closes_under_it(
             nursery.start_soon(consume)
             await trio.sleep(0.5)  # virtual: the requests are out, none answered yet
     assert seen == []
+
+
+# The handle Pinger.start returns ---------------------------------------------------------
+
+
+async def test_start_returns_a_frozen_handle_that_counts_down_and_cancels(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    async with pinger_over(fake) as pinger:
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        handle = pinger.start(TARGET, count=5, interval=1.0, timeout=1.0, results=send_channel)
+        assert isinstance(handle, PingHandle)
+        assert (handle.remaining, handle.duplicates) == (5, 0)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            handle.x = 1  # type: ignore[attr-defined]
+        first = await receive_channel.receive()
+        assert (first.seq, handle.remaining) == (0, 4)
+        await trio.sleep(1.5)  # virtual: the second result is in
+        handle.cancel()
+        handle.cancel()  # again: nothing
+        rest = [result async for result in receive_channel]
+        await trio.sleep(5.0)
+    assert [result.seq for result in rest] == [1]
+    assert handle.remaining == 3  # never sent, never known
+    assert [sent.seq for sent in fake.sent] == [0, 1]
+
+
+def test_the_handle_is_public() -> None:
+    assert "PingHandle" in trio_ping.__all__
+    assert trio_ping.PingHandle is PingHandle

@@ -675,3 +675,54 @@ async def test_discarded_packets_are_counted(autojump_clock: trio.testing.MockCl
         results = await collect(pinger, count=2, interval=0.1)
         assert pinger.discarded() == (2, 2)
     assert [r.status for _, r in results] == [Status.REPLY, Status.REPLY]
+
+
+# Target labels ---------------------------------------------------------------------------
+
+
+async def test_every_kind_of_result_carries_the_target_it_was_started_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Reply, ICMP error, send failure and timeout, for requests 0 to 3: each built once,
+    # with the label, by its factory in trio_ping.results.
+    def peer(sent: Sent) -> list[Delivery]:
+        if sent.seq == 0:
+            return [Delivery(0.002, reply_bytes(sent), sent.address)]
+        if sent.seq == 1:
+            return [Delivery(0.003, error_bytes(sent, icmp.TIME_EXCEEDED, 0, ROUTER), ROUTER)]
+        if sent.seq == 2:
+            raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
+        return []
+
+    async with pinger_over(FakeIcmpSocket(peer)) as pinger:
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        pinger.start(
+            TARGET,
+            count=4,
+            interval=0.1,
+            timeout=1.0,
+            results=send_channel,
+            target="host.example",
+        )
+        results = sorted([result async for result in receive_channel], key=lambda r: r.seq)
+    assert results == [
+        PingResult(TARGET, 0, Status.REPLY, rtt_us=2000, ttl=64, target="host.example"),
+        PingResult(
+            TARGET,
+            1,
+            Status.ICMP_ERROR,
+            reason="Time to live exceeded",
+            reported_by=ROUTER,
+            target="host.example",
+        ),
+        PingResult(
+            TARGET,
+            2,
+            Status.SEND_FAILED,
+            reason=os.strerror(errno.ENETUNREACH),
+            errno=errno.ENETUNREACH,
+            target="host.example",
+        ),
+        PingResult(TARGET, 3, Status.TIMEOUT, target="host.example"),
+    ]
+    assert {result.label for result in results} == {"host.example"}
