@@ -21,7 +21,9 @@ import attrs
 import trio
 
 from trio_ping._addresses import address_for, is_host_name, normalised, parse_ip
-from trio_ping._engine.engine import Session, SleepUntil, SocketEngine
+from trio_ping._engine.alarm import SleepUntil
+from trio_ping._engine.engine import SocketEngine
+from trio_ping._engine.sessions import Session
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping.results import PingResult
 

@@ -27,13 +27,7 @@ from typing import Final
 import trio
 
 from trio_ping._engine.alarm import Alarm, SleepUntil
-from trio_ping._engine.sessions import (
-    PAYLOAD_SIZE,
-    Session,
-    Sessions,
-    ident_in_payload,
-    probe_key,
-)
+from trio_ping._engine.sessions import Session, Sessions, ident_in_payload, probe_key
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._proto import icmp
@@ -49,8 +43,6 @@ from trio_ping.results import (
     timeout_result,
     timestamp_reply_result,
 )
-
-__all__ = ["EXPIRY_SLACK", "PAYLOAD_SIZE", "Session", "SleepUntil", "SocketEngine", "round_trip_us"]
 
 _SENDS_BETWEEN_CHECKPOINTS: Final = 64
 # Once awake, the sender also sends what falls due within this window: a pass through
