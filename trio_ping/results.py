@@ -103,9 +103,10 @@ def reply_result(
 ) -> PingResult:
     """The result of an Echo request that a valid reply answered in time."""
     # One per reply: the instance dict is made whole and set in one call, bypassing the
-    # generated __init__ (0.51 us instead of 0.54 for nine positional arguments, timeit,
-    # Python 3.11.7). A frozen class without slots keeps its fields in that dict;
-    # tests/test_results.py checks that this builds what the keyword constructor does.
+    # generated __init__: 7,460 instructions (callgrind) against 7,840 for the nine
+    # positional arguments the engine passed before and 8,300 for all fourteen, on
+    # Python 3.11.7. A frozen class without slots keeps its fields in that dict;
+    # tests/api/test_results.py checks that this builds what the keyword constructor does.
     result: PingResult = _new(PingResult)
     _set(
         result,
