@@ -1,13 +1,14 @@
 """trio-ping: ICMP ping for trio, many targets at once over one socket per family."""
 
 from trio_ping._io.icmp_socket import IcmpSocket, SocketPermissionError
-from trio_ping.pinger import Pinger, open_pinger
+from trio_ping.pinger import Pinger, PingHandle, open_pinger
 from trio_ping.results import PingResult, Status
 
 __version__ = "0.1.0"
 
 __all__ = [
     "IcmpSocket",
+    "PingHandle",
     "PingResult",
     "Pinger",
     "SocketPermissionError",

@@ -17,10 +17,13 @@ import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import attrs
 import trio
 
 from trio_ping._addresses import address_for, is_host_name, normalised, parse_ip
-from trio_ping._engine.engine import Session, SleepUntil, SocketEngine
+from trio_ping._engine.alarm import SleepUntil
+from trio_ping._engine.engine import SocketEngine
+from trio_ping._engine.sessions import Session
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping.results import PingResult
 
@@ -28,6 +31,33 @@ SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds to wait for each reply, counted from its request's send time."""
+
+
+@attrs.frozen(slots=False)
+class PingHandle:
+    """A target being pinged, as :meth:`Pinger.start` started it: stop it, or ask how it
+    is going. Its results go to the channel given to ``start``."""
+
+    _engine: SocketEngine = attrs.field(repr=False)
+    _session: Session = attrs.field(repr=False)
+
+    @property
+    def duplicates(self) -> int:
+        """Valid replies so far that came again for requests already answered (iputils'
+        DUP!); they make no result. They can still come after the last result."""
+        return self._session.duplicates
+
+    @property
+    def remaining(self) -> int:
+        """Requests whose result is not known yet: 0 once every result was sent."""
+        return self._session.outstanding
+
+    def cancel(self) -> None:
+        """Stop pinging: nothing more is sent, and the results channel is closed.
+
+        Results not yet known are never sent; calling it again does nothing.
+        """
+        self._engine.cancel(self._session)
 
 
 class Pinger:
@@ -75,7 +105,7 @@ class Pinger:
         """
         resolved = await resolve(address, family)
         send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-        session = self.start(
+        handle = self.start(
             resolved,
             count=count,
             interval=interval,
@@ -88,13 +118,13 @@ class Pinger:
             async with receive_channel:
                 async for result in receive_channel:
                     yield result
-            if session.unresolved:
+            if handle.remaining:
                 # The pinger closed under us: say so, rather than end as if complete.
                 raise trio.ClosedResourceError(
-                    f"the pinger closed with {session.unresolved} of {count} results unknown"
+                    f"the pinger closed with {handle.remaining} of {count} results unknown"
                 )
         finally:
-            self.cancel(session)
+            handle.cancel()
 
     def start(
         self,
@@ -106,7 +136,7 @@ class Pinger:
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool = False,
         target: str | None = None,
-    ) -> Session:
+    ) -> PingHandle:
         """Start pinging ``address`` now; every result goes to ``results``, then it closes.
 
         The low-level form of :meth:`ping`, for callers that gather many targets' results
@@ -115,7 +145,8 @@ class Pinger:
         its end is never left waiting. It should be unbounded (or drained promptly): a
         full one loses the session's remaining results. ``address`` must be an IP
         address; ``target``, if given, is what the caller asked for (a host name) and
-        is carried by every result.
+        is carried by every result. The handle returned stops the session
+        (:meth:`PingHandle.cancel`) and counts its duplicate replies.
 
         Raises:
             ValueError: an argument is out of range, or ``address`` is not an IP address.
@@ -130,7 +161,8 @@ class Pinger:
             if ip is None:
                 raise ValueError(f"not an IP address: {address!r}")
             family, packed = ip
-            return self._engine(family).start(
+            engine = self._engine(family)
+            session = engine.start(
                 normalised(address, family, packed),
                 packed,
                 count=count,
@@ -140,6 +172,7 @@ class Pinger:
                 timestamp=timestamp,
                 target=target,
             )
+            return PingHandle(engine, session)
         except BaseException:
             results.close()
             raise
@@ -151,12 +184,14 @@ class Pinger:
         engines = self._engines.values()
         return sum(e.malformed for e in engines), sum(e.invalid for e in engines)
 
-    def cancel(self, session: Session) -> None:
-        """Stop a session started here; its channel closes and nothing more is sent."""
-        family = socket.AF_INET6 if len(session.packed) == 16 else socket.AF_INET
-        self._engines[family].cancel(session)
-
     def _engine(self, family: socket.AddressFamily) -> SocketEngine:
+        """The engine for ``family``, made and running from its first use.
+
+        Synchronous, because :meth:`start` is (the CLI calls it for each target line as
+        it reads it): the engine takes sessions from its construction on, and its tasks
+        pick them up once they run, so ``start_soon(engine.run)`` is enough and nothing
+        here has to wait for ``nursery.start``.
+        """
         engine = self._engines.get(family)
         if engine is not None:
             return engine
@@ -172,9 +207,7 @@ class Pinger:
         engine = SocketEngine(sock, sleep_until)
         self._closers.append(engine.close)
         self._engines[family] = engine
-        self._nursery.start_soon(engine.send_loop)
-        self._nursery.start_soon(engine.receive_loop)
-        self._nursery.start_soon(engine.expire_loop)
+        self._nursery.start_soon(engine.run)
         return engine
 
     def _close(self) -> None:

@@ -1,8 +1,8 @@
-"""The real engine and Pinger over an in-memory socket, on trio's autojump clock.
+"""The engine's sender, receiver and timeouts over an in-memory socket, on trio's autojump clock.
 
 No network and no real time: every test runs a scripted peer (tests/fakes.py) and checks
 when requests left, what each result says and when it came, to the nanosecond of virtual
-time. Also here: the output writer (over a pipe) and the RTT arithmetic.
+time. Also here: the RTT arithmetic. The sessions' own rules are in test_sessions.py.
 """
 
 from __future__ import annotations
@@ -12,16 +12,27 @@ import math
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import aclosing, asynccontextmanager, contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import trio
 import trio.testing
 
+from tests.engine.helpers import (
+    EXACT,
+    ROUTER,
+    TARGET,
+    Timed,
+    TimedOutAt,
+    by_seq,
+    collect,
+    drain,
+    pinger_over,
+    start_each,
+)
 from tests.fakes import (
     LOCAL,
-    SOCKET_IDENT,
     Delivery,
     FakeIcmpSocket,
     Peer,
@@ -35,111 +46,14 @@ from tests.fakes import (
     to_ns,
 )
 from tests.lab import packets
-from trio_ping import SocketPermissionError, open_pinger
-from trio_ping._engine.engine import EXPIRY_SLACK, Session, round_trip_us
+from trio_ping import SocketPermissionError
+from trio_ping._engine.engine import round_trip_us
+from trio_ping._engine.sessions import Session
 from trio_ping._io.datagrams import Datagram
 from trio_ping._proto import icmp
 from trio_ping._proto.tracker import Probe
-from trio_ping.cli.output import FLUSH_PAUSE, OutputClosed, format_csv, write_results
 from trio_ping.pinger import Pinger
 from trio_ping.results import PingResult, Status
-
-TARGET = "192.0.2.1"
-ROUTER = "198.51.100.254"
-EXACT = 1e-9  # virtual time is exact but for float rounding in the clock's jumps
-
-
-class TimedOutAt:
-    """Equal to a time at ``deadline`` or up to EXPIRY_SLACK after it, and to nothing else.
-
-    The engine promises timeouts in that window (the contract allows 20 ms), so that one
-    wake-up of its timeout task ends every request due within it.
-    """
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, float | int):
-            return NotImplemented
-        return self.deadline - EXACT <= other <= self.deadline + EXPIRY_SLACK + EXACT
-
-    def __repr__(self) -> str:
-        return f"TimedOutAt({self.deadline} .. +{EXPIRY_SLACK})"
-
-
-Timed = tuple[float, PingResult]
-
-
-@asynccontextmanager
-async def pinger_over(sock: FakeIcmpSocket) -> AsyncIterator[Pinger]:
-    """A real Pinger whose only socket is ``sock``, paced by trio's (virtual) clock."""
-
-    opened: list[socket.AddressFamily] = []
-
-    def factory(family: socket.AddressFamily) -> FakeIcmpSocket:
-        assert family == sock.family
-        opened.append(family)
-        return sock
-
-    async with open_pinger(socket_factory=factory, precise_pacing=False) as pinger:
-        yield pinger
-    # Opened on first use, once, and closed with the pinger.
-    assert len(opened) <= 1
-    assert sock.closed == bool(opened)
-
-
-async def collect(
-    pinger: Pinger,
-    address: str = TARGET,
-    *,
-    count: int,
-    interval: float,
-    timeout: float = 5.0,
-) -> list[Timed]:
-    """Every result of one ``ping()``, with the virtual time it arrived."""
-    results: list[Timed] = []
-    async for result in pinger.ping(address, count=count, interval=interval, timeout=timeout):
-        results.append((trio.current_time(), result))
-    return results
-
-
-def start_each(
-    pinger: Pinger, addresses: list[str], *, count: int, interval: float
-) -> trio.MemoryReceiveChannel[PingResult]:
-    """Start every address at once; all their results come on the channel returned."""
-    send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-    for address in addresses:
-        pinger.start(
-            address, count=count, interval=interval, timeout=1.0, results=send_channel.clone()
-        )
-    send_channel.close()  # the clones keep it open until the last session ends
-    return receive_channel
-
-
-async def drain(channel: trio.MemoryReceiveChannel[PingResult]) -> list[Timed]:
-    """Every result on ``channel`` until it closes, with the virtual time it arrived."""
-    return [(trio.current_time(), result) async for result in channel]
-
-
-async def two_sessions_to_one_target(fake: FakeIcmpSocket) -> list[list[Timed]]:
-    """The results of two concurrent 3 x 10 ms pings of TARGET through one pinger."""
-    outcomes: list[list[Timed]] = []
-    async with pinger_over(fake) as pinger, trio.open_nursery() as nursery:
-
-        async def run() -> None:
-            outcomes.append(await collect(pinger, count=3, interval=0.01))
-
-        nursery.start_soon(run)
-        nursery.start_soon(run)
-    return outcomes
-
-
-def by_seq(results: list[Timed]) -> dict[int, Timed]:
-    seqs = [result.seq for _, result in results]
-    assert len(seqs) == len(set(seqs)), f"a sequence was reported twice: {seqs}"
-    return {result.seq: (at, result) for at, result in results}
-
 
 # Schedule and RTT ------------------------------------------------------------------------
 
@@ -510,123 +424,6 @@ async def test_a_backlog_with_pushbacks_still_lets_other_tasks_run(
     assert any(0 < sent < targets for sent in sent_when_others_ran), sent_when_others_ran
 
 
-# Sessions --------------------------------------------------------------------------------
-
-
-async def test_two_sessions_to_one_address_both_complete(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    fake = FakeIcmpSocket(echo(0.03))
-    outcomes = await two_sessions_to_one_target(fake)
-    assert len(outcomes) == 2
-    for results in outcomes:
-        assert sorted(by_seq(results)) == [0, 1, 2]
-        assert all(result.rtt_us == 30_000 for _, result in results)
-    assert len({sent.ident for sent in fake.sent}) == 2
-    assert len({sent.payload for sent in fake.sent}) == 2
-
-
-async def test_two_sessions_to_one_address_do_not_cross(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    sessions: list[Session] = []
-
-    def peer(sent: Sent) -> list[Delivery]:
-        first, second = sessions
-        if sent.ident == first.ident:
-            # A correct answer for the first session, and the same bytes under the second
-            # session's identifier: neither may settle one of the second's requests.
-            return [
-                Delivery(0.01, reply_bytes(sent), sent.address),
-                Delivery(0.02, reply_bytes(sent, ident=second.ident), sent.address),
-            ]
-        return []
-
-    fake = FakeIcmpSocket(peer)
-    async with pinger_over(fake) as pinger:
-        channels = []
-        for _ in range(2):
-            send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-            sessions.append(
-                pinger.start(TARGET, count=3, interval=0.01, timeout=1.0, results=send_channel)
-            )
-            channels.append(receive_channel)
-        first_results = await drain(channels[0])
-        second_results = await drain(channels[1])
-    assert sessions[0].ident != sessions[1].ident
-    assert {result.status for _, result in first_results} == {Status.REPLY}
-    assert {result.status for _, result in second_results} == {Status.TIMEOUT}
-    assert sorted(by_seq(first_results)) == sorted(by_seq(second_results)) == [0, 1, 2]
-
-
-async def test_ping_yields_one_result_per_request_then_ends(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    # Later requests are answered sooner, so results come out of sequence order.
-    def peer(sent: Sent) -> list[Delivery]:
-        return [Delivery(0.5 - 0.1 * sent.seq, reply_bytes(sent), sent.address)]
-
-    fake = FakeIcmpSocket(peer)
-    async with pinger_over(fake) as pinger:
-        results = await collect(pinger, count=5, interval=0.01)
-        ended = trio.current_time()
-    assert [result.seq for _, result in results] == [4, 3, 2, 1, 0]
-    assert [result.rtt_us for _, result in results] == [100_000, 200_000, 300_000, 400_000, 500_000]
-    assert ended == pytest.approx(0.5, abs=EXACT)
-    assert len(fake.sent) == 5
-
-
-# trio warns when an unfinished async generator is left to the garbage collector; it still
-# closes it, and closing is what must stop the sends.
-@pytest.mark.filterwarnings("ignore:Async generator .* was garbage collected:ResourceWarning")
-async def test_breaking_out_of_ping_stops_further_sends(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    fake = FakeIcmpSocket(echo(0.01))
-    async with pinger_over(fake) as pinger:
-        async for result in pinger.ping(TARGET, count=10, interval=0.1):
-            assert result.seq == 0
-            break
-        await trio.sleep(5.0)
-        assert [sent.seq for sent in fake.sent] == [0]
-
-
-async def test_closing_ping_early_stops_further_sends(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    fake = FakeIcmpSocket(silent)
-    async with pinger_over(fake) as pinger:
-        generator = pinger.ping(TARGET, count=10, interval=0.1, timeout=0.25)
-        async with aclosing(generator) as results:
-            async for result in results:
-                assert (result.seq, result.status) == (0, Status.TIMEOUT)
-                break
-        await trio.sleep(5.0)
-    # Requests 0..2 had left by the time seq 0 timed out at 0.25 s; nothing after.
-    assert [sent.seq for sent in fake.sent] == [0, 1, 2]
-
-
-async def test_many_targets_share_the_socket_on_schedule(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    fake = FakeIcmpSocket(echo(0.2))
-    addresses = [f"10.200.{n // 250}.{n % 250 + 1}" for n in range(300)]
-    outcomes: dict[str, list[Timed]] = {}
-
-    async def run(address: str) -> None:
-        outcomes[address] = await collect(pinger, address, count=10, interval=0.01)
-
-    async with pinger_over(fake) as pinger, trio.open_nursery() as nursery:
-        for address in addresses:
-            nursery.start_soon(run, address)
-    assert len(fake.sent) == 3000
-    for address in addresses:
-        assert sorted(by_seq(outcomes[address])) == list(range(10))
-        assert {result.rtt_us for _, result in outcomes[address]} == {200_000}
-        times = [sent.time for sent in fake.sent if sent.address == address]
-        assert times == pytest.approx([times[0] + k * 0.01 for k in range(10)], abs=1e-6)
-
-
 async def test_ipv6_uses_an_icmpv6_socket(autojump_clock: trio.testing.MockClock) -> None:
     def peer(sent: Sent) -> list[Delivery]:
         return [Delivery(0.003, reply6_bytes(sent), sent.address)]
@@ -641,34 +438,6 @@ async def test_ipv6_uses_an_icmpv6_socket(autojump_clock: trio.testing.MockClock
         PingResult("2001:db8::1", seq, Status.REPLY, rtt_us=3000, ttl=64, target="2001:DB8::0:1")
         for seq in (0, 1)
     ]
-
-
-@pytest.mark.parametrize(
-    ("address", "count", "interval", "timeout", "message"),
-    [
-        # Not an address, nor a host name: refused before any resolver is asked (a unit
-        # test must send no DNS query).
-        ("not an address", 1, 1.0, 1.0, r"not an IP address or a host name"),
-        ("192.0.2.1", 0, 1.0, 1.0, "count must be at least 1"),
-        ("192.0.2.1", 1, 0.0, 1.0, "must be positive"),
-        ("192.0.2.1", 1, 1.0, -1.0, "must be positive"),
-        ("192.0.2.1", 1, math.nan, 1.0, "must be positive"),
-    ],
-)
-async def test_ping_rejects_bad_arguments(
-    autojump_clock: trio.testing.MockClock,
-    address: str,
-    count: int,
-    interval: float,
-    timeout: float,
-    message: str,
-) -> None:
-    fake = FakeIcmpSocket(echo(0.001))
-    async with pinger_over(fake) as pinger:
-        results = pinger.ping(address, count=count, interval=interval, timeout=timeout)
-        with pytest.raises(ValueError, match=message):
-            await anext(results)
-    assert fake.sent == []
 
 
 # Timestamp mode ------------------------------------------------------------------------
@@ -816,40 +585,6 @@ async def test_timestamp_mode_is_ipv4_only(autojump_clock: trio.testing.MockCloc
 # ICMP datagram ("ping") sockets ---------------------------------------------------------
 
 
-async def test_datagram_socket_matches_replies_by_the_identifier_in_the_payload(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    fake = FakeIcmpSocket(echo(0.02), raw=False)
-    outcomes = await two_sessions_to_one_target(fake)
-    # The kernel gave every request the socket's identifier: only the payload tells the
-    # two sessions apart.
-    assert {sent.ident for sent in fake.sent} == {SOCKET_IDENT}
-    assert len({sent.payload for sent in fake.sent}) == 2
-    for results in outcomes:
-        assert sorted(by_seq(results)) == [0, 1, 2]
-        assert {(result.status, result.rtt_us, result.ttl) for _, result in results} == {
-            (Status.REPLY, 20_000, 64)
-        }
-
-
-@pytest.mark.parametrize(
-    "position",
-    [0, 8, 9, 12, 55],
-    ids=["cookie", "ident-high", "ident-low", "session-number", "padding"],
-)
-async def test_datagram_socket_reply_with_altered_payload_does_not_count(
-    autojump_clock: trio.testing.MockClock, position: int
-) -> None:
-    def peer(sent: Sent) -> list[Delivery]:
-        altered = bytearray(sent.payload)
-        altered[position] ^= 0x01
-        return [Delivery(0.01, reply_bytes(sent, payload=bytes(altered)), sent.address)]
-
-    async with pinger_over(FakeIcmpSocket(peer, raw=False)) as pinger:
-        results = await collect(pinger, count=2, interval=0.5, timeout=0.2)
-    assert [result.status for _, result in results] == [Status.TIMEOUT] * 2
-
-
 async def test_timestamp_mode_needs_a_raw_socket(autojump_clock: trio.testing.MockClock) -> None:
     fake = FakeIcmpSocket(silent, raw=False)
     async with pinger_over(fake) as pinger:
@@ -874,7 +609,7 @@ def a_probe(sent_ns: int, sent_at: float) -> Iterator[Probe[Session]]:
             ident=1,
             payload=b"",
             results=send_channel,
-            unresolved=1,
+            outstanding=1,
         )
         yield Probe(session, 0, b"", sent_ns, sent_at, sent_at + 5.0)
 
@@ -907,121 +642,6 @@ def test_round_trip_us_is_an_int() -> None:
     assert rtt == 1234
 
 
-# write_results ---------------------------------------------------------------------------
-
-
-@contextmanager
-def a_pipe() -> Iterator[tuple[int, int]]:
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(read_fd, False)
-    try:
-        yield read_fd, write_fd
-    finally:
-        for fd in (read_fd, write_fd):
-            with suppress(OSError):
-                os.close(fd)
-
-
-def read_now(fd: int) -> bytes:
-    try:
-        return os.read(fd, 1 << 16)
-    except BlockingIOError:
-        return b""
-
-
-def result(seq: int, rtt_us: int | None = 250) -> PingResult:
-    status = Status.REPLY if rtt_us is not None else Status.TIMEOUT
-    return PingResult(TARGET, seq, status, rtt_us=rtt_us)
-
-
-def ignore(_: PingResult) -> None:
-    pass
-
-
-def test_format_csv() -> None:
-    assert format_csv(result(0, 250)) == "192.0.2.1,0,250\n"
-    assert format_csv(result(3, None)) == "192.0.2.1,3,-1\n"
-    error = PingResult(TARGET, 9, Status.ICMP_ERROR, reason="Destination Host Unreachable")
-    assert format_csv(error) == "192.0.2.1,9,-1\n"
-
-
-async def test_write_results_flushes_when_idle_before_the_channel_closes(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    observed: list[PingResult] = []
-    with a_pipe() as (read_fd, write_fd):
-        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                write_results, receive_channel, write_fd, format_csv, observed.append
-            )
-            await trio.testing.wait_all_tasks_blocked()
-            assert read_now(read_fd) == b""
-            send_channel.send_nowait(result(0, 250))
-            await trio.testing.wait_all_tasks_blocked()
-            assert read_now(read_fd) == b"192.0.2.1,0,250\n"
-            for seq in (1, 2, 3):
-                send_channel.send_nowait(result(seq, None))
-            # The writer rests FLUSH_PAUSE after a write, then writes all that came.
-            await trio.sleep(FLUSH_PAUSE)
-            await trio.testing.wait_all_tasks_blocked()
-            assert read_now(read_fd) == b"192.0.2.1,1,-1\n192.0.2.1,2,-1\n192.0.2.1,3,-1\n"
-            await send_channel.aclose()
-        assert read_now(read_fd) == b""
-    assert [r.seq for r in observed] == [0, 1, 2, 3]
-
-
-async def test_write_results_gathers_a_burst_into_one_write(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    writes: list[bytes] = []
-    real_write = os.write
-
-    with a_pipe() as (read_fd, write_fd):
-
-        def counting_write(fd: int, data: bytes) -> int:
-            if fd == write_fd:
-                writes.append(bytes(data))
-            return real_write(fd, data)
-
-        monkeypatch.setattr(os, "write", counting_write)
-        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(write_results, receive_channel, write_fd, format_csv, ignore)
-            await trio.testing.wait_all_tasks_blocked()
-            for seq in range(100):
-                send_channel.send_nowait(result(seq))
-            await trio.testing.wait_all_tasks_blocked()
-            assert len(writes) == 1
-            await send_channel.aclose()
-        monkeypatch.undo()
-        assert read_now(read_fd).count(b"\n") == 100
-    assert len(writes) == 1
-
-
-async def test_write_results_writes_what_it_has_when_cancelled() -> None:
-    with a_pipe() as (read_fd, write_fd):
-        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(write_results, receive_channel, write_fd, format_csv, ignore)
-            await trio.testing.wait_all_tasks_blocked()
-            send_channel.send_nowait(result(0))
-            send_channel.send_nowait(result(1))
-            nursery.cancel_scope.cancel()
-        assert read_now(read_fd) == b"192.0.2.1,0,250\n192.0.2.1,1,250\n"
-        send_channel.close()
-
-
-async def test_write_results_raises_output_closed_when_the_reader_goes() -> None:
-    with a_pipe() as (read_fd, write_fd):
-        os.close(read_fd)
-        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
-        send_channel.send_nowait(result(0))
-        send_channel.close()
-        with pytest.raises(OutputClosed):
-            await write_results(receive_channel, write_fd, format_csv, lambda _: None)
-
-
 # Found in review ----------------------------------------------------------------------
 
 
@@ -1036,41 +656,6 @@ async def test_a_reply_read_inside_the_expiry_slack_still_times_out(
     [(at, result)] = results
     assert result == PingResult(TARGET, 0, Status.TIMEOUT)
     assert at == TimedOutAt(1.0)
-
-
-async def test_a_full_bounded_channel_ends_its_session_only(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    fake = FakeIcmpSocket(echo(0.001))
-    tight_send, tight_receive = trio.open_memory_channel[PingResult](1)
-    wide_send, wide_receive = trio.open_memory_channel[PingResult](math.inf)
-    async with pinger_over(fake) as pinger:
-        pinger.start(TARGET, count=5, interval=0.01, timeout=1.0, results=tight_send)
-        pinger.start("192.0.2.7", count=5, interval=0.01, timeout=1.0, results=wide_send)
-        others = await drain(wide_receive)
-    # The reader of the bounded channel never read: it got what fitted, then the end.
-    assert [r.seq for r in [tight_receive.receive_nowait()]] == [0]
-    with pytest.raises(trio.EndOfChannel):
-        tight_receive.receive_nowait()
-    assert [r.status for _, r in others] == [Status.REPLY] * 5
-
-
-async def test_ping_raises_when_the_pinger_closes_under_it(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    fake = FakeIcmpSocket(silent)
-    seen: list[PingResult] = []
-    closed = pytest.RaisesExc(trio.ClosedResourceError, match="with 3 of 3 results unknown")
-    with pytest.RaisesGroup(closed, flatten_subgroups=True):
-        async with trio.open_nursery() as nursery, pinger_over(fake) as pinger:
-
-            async def consume() -> None:
-                async with aclosing(pinger.ping(TARGET, count=3, interval=1.0)) as stream:
-                    seen.extend([result async for result in stream])
-
-            nursery.start_soon(consume)
-            await trio.sleep(0.5)  # virtual: the requests are out, none answered yet
-    assert seen == []
 
 
 async def test_discarded_packets_are_counted(autojump_clock: trio.testing.MockClock) -> None:
@@ -1090,3 +675,54 @@ async def test_discarded_packets_are_counted(autojump_clock: trio.testing.MockCl
         results = await collect(pinger, count=2, interval=0.1)
         assert pinger.discarded() == (2, 2)
     assert [r.status for _, r in results] == [Status.REPLY, Status.REPLY]
+
+
+# Target labels ---------------------------------------------------------------------------
+
+
+async def test_every_kind_of_result_carries_the_target_it_was_started_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Reply, ICMP error, send failure and timeout, for requests 0 to 3: each built once,
+    # with the label, by its factory in trio_ping.results.
+    def peer(sent: Sent) -> list[Delivery]:
+        if sent.seq == 0:
+            return [Delivery(0.002, reply_bytes(sent), sent.address)]
+        if sent.seq == 1:
+            return [Delivery(0.003, error_bytes(sent, icmp.TIME_EXCEEDED, 0, ROUTER), ROUTER)]
+        if sent.seq == 2:
+            raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
+        return []
+
+    async with pinger_over(FakeIcmpSocket(peer)) as pinger:
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        pinger.start(
+            TARGET,
+            count=4,
+            interval=0.1,
+            timeout=1.0,
+            results=send_channel,
+            target="host.example",
+        )
+        results = sorted([result async for result in receive_channel], key=lambda r: r.seq)
+    assert results == [
+        PingResult(TARGET, 0, Status.REPLY, rtt_us=2000, ttl=64, target="host.example"),
+        PingResult(
+            TARGET,
+            1,
+            Status.ICMP_ERROR,
+            reason="Time to live exceeded",
+            reported_by=ROUTER,
+            target="host.example",
+        ),
+        PingResult(
+            TARGET,
+            2,
+            Status.SEND_FAILED,
+            reason=os.strerror(errno.ENETUNREACH),
+            errno=errno.ENETUNREACH,
+            target="host.example",
+        ),
+        PingResult(TARGET, 3, Status.TIMEOUT, target="host.example"),
+    ]
+    assert {result.label for result in results} == {"host.example"}

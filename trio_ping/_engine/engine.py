@@ -20,31 +20,29 @@ is the per-sequence timeout scope at about 1.5 us a request.
 from __future__ import annotations
 
 import math
-import secrets
 import socket
-import struct
 import time
-from collections.abc import Awaitable, Callable
 from typing import Final
 
-import attrs
 import trio
 
+from trio_ping._engine.alarm import Alarm, SleepUntil
+from trio_ping._engine.sessions import Session, Sessions, ident_in_payload, probe_key
 from trio_ping._io.datagrams import Datagram
-from trio_ping._io.icmp_socket import IcmpSocket, SocketPermissionError
+from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._proto import icmp
 from trio_ping._proto.batching import busy
-from trio_ping._proto.schedule import Plan, Schedule
+from trio_ping._proto.schedule import Schedule
 from trio_ping._proto.timestamps import clock_offset_ms, ms_since_midnight
-from trio_ping._proto.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
-from trio_ping.results import REPLY, PingResult, Status
-
-SleepUntil = Callable[[float], Awaitable[None]]
-
-PAYLOAD_SIZE: Final = 56
-"""Bytes after the ICMP header, as iputils ping sends by default."""
-# What follows the 14 bytes that make a payload ours (see start); the same for every session.
-_PADDING: Final = bytes(range(0x10, 0x10 + PAYLOAD_SIZE - 14))
+from trio_ping._proto.tracker import ANSWERED, Probe, Tracker, Verdict
+from trio_ping.results import (
+    PingResult,
+    icmp_error_result,
+    reply_result,
+    send_failed_result,
+    timeout_result,
+    timestamp_reply_result,
+)
 
 _SENDS_BETWEEN_CHECKPOINTS: Final = 64
 # Once awake, the sender also sends what falls due within this window: a pass through
@@ -66,62 +64,46 @@ _RECEIVE_PAUSE: Final = 0.001
 _RECEIVE_BATCH: Final = 256
 
 
-@attrs.define(eq=False)
-class Session:
-    """One target being pinged: its plan, identifier and payload, and where results go."""
-
-    address: str
-    packed: bytes
-    count: int
-    timeout: float
-    request_type: int
-    """ICMP Echo (8, or 128 for ICMPv6) or Timestamp (13)."""
-    ident: int
-    payload: bytes
-    results: trio.MemorySendChannel[PingResult]
-    unresolved: int
-    template: icmp.EchoRequestTemplate | None = None
-    """Builds the Echo requests (None for Timestamp sessions)."""
-    plan: Plan[Session] | None = None
-    target: str | None = None
-    """What the caller asked for, when it differs from the address (a host name)."""
-    duplicates: int = 0
-    """Valid replies that came again for requests already answered (iputils' DUP!)."""
-    finished: bool = False
-
-
 class SocketEngine:
     """Sends, receives and times out the requests of every session on one socket."""
 
     def __init__(self, sock: IcmpSocket, sleep_until: SleepUntil) -> None:
         """Drive ``sock``; ``sleep_until`` paces the sender (precise, or trio's for tests).
 
-        Must be called inside a trio run: the engine keeps the run's clock.
+        Must be called inside a trio run: the engine keeps the run's clock. The engine
+        takes sessions from here on; :meth:`run` sends, receives and times them out.
         """
         # trio.current_time() is three calls deep; the clock's own method is one (0.15 us
         # instead of 0.37), and it is read for every request and every line started.
         self._now = trio.lowlevel.current_clock().current_time
         self._socket = sock
-        self._sleep_until = sleep_until
         self._ipv6 = sock.family == socket.AF_INET6
         self._rewrites_ident = sock.rewrites_ident
         self._schedule: Schedule[Session] = Schedule()
         self._tracker: Tracker[Session] = Tracker()
-        # Random per run, so eight pingers on one host neither share identifiers nor, with
-        # the cookie in every payload, accept each other's replies.
-        self._cookie = secrets.token_bytes(8)
-        self._next_ident = secrets.randbelow(0x10000)
-        self._session_numbers = 0
-        self._idents_in_use: set[tuple[bytes, int]] = set()
-        self._sessions: set[Session] = set()
-        self._pacing_scope: trio.CancelScope | None = None
-        self._pacing_target = math.inf
-        self._expiry_scope: trio.CancelScope | None = None
-        self._expiry_wake = math.inf  # the expiry scope's deadline, without its property
+        self._sessions = Sessions(self._schedule, self._tracker, ipv6=self._ipv6, raw=sock.raw)
+        self._settle = self._sessions.settle
+        self._pacing = Alarm(sleep_until)  # the sender's: precise, cut short by a start
+        self._expiry = Alarm()  # the timeout task's: a deadline, moved by an earlier one
         self.malformed = 0
         """Packets that failed to parse (bad checksum, truncated, ...)."""
         self.invalid = 0
         """Replies naming one of our requests but not carrying its payload."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the sender, the receiver and the timeout task until cancelled.
+
+        Sessions may be started before this runs, or before it reports started: the engine
+        is ready for them from its construction, and they wait in the schedule until the
+        sender runs. So a caller that cannot await (Pinger.start, called synchronously for
+        every target line) starts it with ``nursery.start_soon(engine.run)``; one that
+        wants the tasks running first awaits ``nursery.start(engine.run)``.
+        """
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._send_loop)
+            nursery.start_soon(self._receive_loop)
+            nursery.start_soon(self._expire_loop)
+            task_status.started()
 
     def start(
         self,
@@ -145,98 +127,33 @@ class SocketEngine:
             SocketPermissionError: a Timestamp session on an ICMP datagram socket, which
                 carries only Echo.
         """
-        if timestamp and self._ipv6:
-            raise ValueError("ICMP Timestamp requests exist for IPv4 only")
-        if timestamp and not self._socket.raw:
-            raise SocketPermissionError(
-                "ICMP Timestamp requests need a raw socket, and this process may only open an "
-                "ICMP datagram socket: run as root or grant CAP_NET_RAW"
-            )
-        if timestamp:
-            request_type = icmp.TIMESTAMP_REQUEST
-        else:
-            request_type = icmp.ICMPV6_ECHO_REQUEST if self._ipv6 else icmp.ECHO_REQUEST
-        ident = self._allocate_ident(packed)
-        self._session_numbers += 1
-        # Cookie, identifier, session number: a reply must echo this exactly, so another
-        # process's replies, and late replies to an earlier session with the same
-        # identifier, fail. The identifier is here for datagram sockets, where the kernel
-        # overwrites the one in the header (see _ident_of).
-        payload = (
-            self._cookie + struct.pack("!HI", ident, self._session_numbers & 0xFFFFFFFF) + _PADDING
-        )
-        template = None if timestamp else icmp.EchoRequestTemplate(ident, payload, ipv6=self._ipv6)
-        session = Session(
+        start = self._now()
+        session = self._sessions.start(
             address,
             packed,
-            count,
-            timeout,
-            request_type,
-            ident,
-            payload,
-            results,
-            count,
-            template,
+            start=start,
+            count=count,
+            interval=interval,
+            timeout=timeout,
+            results=results,
+            timestamp=timestamp,
             target=target,
         )
-        start = self._now()
-        session.plan = self._schedule.add(session, start=start, interval=interval, count=count)
-        self._sessions.add(session)
-        if start < self._pacing_target and self._pacing_scope is not None:
-            self._pacing_scope.cancel()
+        if start < self._pacing.moment:
+            self._pacing.bring_forward(start)
         return session
 
     def cancel(self, session: Session) -> None:
         """Stop a session: nothing more is sent, and its results channel is closed."""
-        if session.finished:
-            return
-        if session.plan is not None:
-            self._schedule.cancel(session.plan)
-        for seq in range(session.count):
-            self._tracker.cancel(_key(session, seq))
-        self._finish(session)
+        self._sessions.cancel(session)
 
     def close(self) -> None:
         """Close every unfinished session's channel, so their readers see the end."""
-        for session in list(self._sessions):
-            self.cancel(session)
-
-    def _allocate_ident(self, packed: bytes) -> int:
-        for _ in range(0x10000):
-            ident = self._next_ident
-            self._next_ident = (ident + 1) & 0xFFFF
-            if (packed, ident) not in self._idents_in_use:
-                self._idents_in_use.add((packed, ident))
-                return ident
-        raise ValueError("all 65,536 ICMP identifiers are in use for this address")
-
-    def _finish(self, session: Session) -> None:
-        session.finished = True
-        session.plan = None  # plan -> session -> plan: a cycle only the GC would free
-        self._idents_in_use.discard((session.packed, session.ident))
-        self._sessions.discard(session)
-        session.results.close()
-
-    def _resolve(self, session: Session, result: PingResult) -> None:
-        """Hand one request's result to its session, once."""
-        if session.finished:
-            return
-        if session.target is not None:
-            result = attrs.evolve(result, target=session.target)
-        session.unresolved -= 1
-        try:
-            session.results.send_nowait(result)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
-            # Nobody listening, or a bounded channel left full: this session is over, the
-            # others go on (Pinger.start says so).
-            self.cancel(session)
-            return
-        if session.unresolved == 0:
-            self._finish(session)
+        self._sessions.close()
 
     # The sender ----------------------------------------------------------------------
 
-    async def send_loop(self) -> None:
+    async def _send_loop(self) -> None:
         """Send every request when it is due, in due order; never returns."""
         while True:
             stalled = self._send_burst()
@@ -252,11 +169,7 @@ class SocketEngine:
             if due <= self._now() + _SEND_WINDOW:
                 await trio.lowlevel.checkpoint()  # more is due already: let replies in first
                 continue
-            self._pacing_target = due
-            with trio.CancelScope() as self._pacing_scope:
-                await self._sleep_until(due)
-            self._pacing_scope = None
-            self._pacing_target = math.inf
+            await self._pacing.wait(due)
 
     def _send_burst(self) -> tuple[Session, int, float] | None:
         """Send what is due (up to _SENDS_BETWEEN_CHECKPOINTS requests) while the kernel
@@ -316,22 +229,20 @@ class SocketEngine:
             return
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
-        self._tracker.add(_key(session, seq), probe)
+        self._tracker.add(probe_key(session, seq), probe)
         wake = deadline + EXPIRY_SLACK
-        if wake < self._expiry_wake and self._expiry_scope is not None:
-            self._expiry_scope.deadline = self._expiry_wake = wake
+        if wake < self._expiry.moment:  # rarely: only a shorter timeout than those before
+            self._expiry.bring_forward(wake)
 
     def _send_failed(self, session: Session, seq: int, exc: OSError) -> None:
         """Settle a request the kernel refused to send, with the kernel's reason."""
         reason = exc.strerror or str(exc)
-        result = PingResult(
-            session.address, seq, Status.SEND_FAILED, reason=reason, errno=exc.errno
-        )
-        self._resolve(session, result)
+        result = send_failed_result(session.address, seq, reason, exc.errno, session.target)
+        self._settle(session, result)
 
     # The receiver --------------------------------------------------------------------
 
-    async def receive_loop(self) -> None:
+    async def _receive_loop(self) -> None:
         """Read the socket whenever it is readable and settle the probes it answers."""
         current_time = self._now
         receive_batch = self._socket.receive_batch
@@ -379,7 +290,12 @@ class SocketEngine:
     def _on_reply(
         self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram, now: float
     ) -> None:
-        ident = self._ident_of(message) if self._rewrites_ident else message.ident
+        if self._rewrites_ident:
+            ident = self._ident_of(message)
+            if ident is None:
+                return  # too short to carry our payload: a stray
+        else:
+            ident = message.ident
         key = (message.source, message.request_type, ident, message.seq)
         verdict, probe = self._tracker.on_reply(key, message.fingerprint, datagram.timestamp_ns)
         if verdict is ANSWERED:
@@ -402,32 +318,29 @@ class SocketEngine:
     ) -> None:
         """Report the reply that settled ``probe``, with a Timestamp Reply's times."""
         rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
-        # Positional up to kernel_timestamp: 2.4 us instead of 3.0 with keywords (a
-        # frozen attrs class, built once per reply).
-        result = PingResult(
-            probe.owner.address,
-            probe.seq,
-            REPLY,
-            rtt_us,
-            ttl,
-            None,  # reason
-            None,  # reported_by
-            None,  # errno
-            datagram.kernel_timestamp,
-        )
-        if timestamps is not None:
-            result = _with_timestamps(result, timestamps, datagram.timestamp_ns)
-        self._resolve(probe.owner, result)
+        session = probe.owner
+        if timestamps is None:
+            result = reply_result(
+                session.address,
+                probe.seq,
+                rtt_us,
+                ttl,
+                datagram.kernel_timestamp,
+                session.target,
+            )
+        else:
+            result = _timestamp_result(probe, rtt_us, ttl, datagram, timestamps)
+        self._settle(session, result)
 
-    def _ident_of(self, message: icmp.EchoReply | icmp.TimestampReply) -> int:
+    def _ident_of(self, message: icmp.EchoReply | icmp.TimestampReply) -> int | None:
         """On a datagram socket, the identifier we sent: read back from the payload.
 
         The kernel replaced the header's with the socket's own, and delivers to this
         socket only replies carrying it, so the header says nothing about which session.
+        None: the payload is too short to carry one.
         """
         if type(message) is icmp.EchoReply:
-            offset = len(self._cookie)
-            return int.from_bytes(message.payload[offset : offset + 2], "big")
+            return ident_in_payload(message.payload)
         return message.ident
 
     def _on_error(self, message: icmp.ErrorReport) -> None:
@@ -436,50 +349,44 @@ class SocketEngine:
         if probe is None:
             return  # about someone else's packet, or one already settled
         reporter = socket.inet_ntop(self._socket.family, message.source)
-        self._resolve(
-            probe.owner,
-            PingResult(
-                probe.owner.address,
-                probe.seq,
-                Status.ICMP_ERROR,
-                reason=message.reason,
-                reported_by=reporter,
-            ),
+        session = probe.owner
+        self._settle(
+            session,
+            icmp_error_result(session.address, probe.seq, message.reason, reporter, session.target),
         )
 
     # Timeouts ------------------------------------------------------------------------
 
-    async def expire_loop(self) -> None:
+    async def _expire_loop(self) -> None:
         """End each request that is still unanswered at its deadline."""
+        settle = self._settle
         while True:
-            self._expiry_wake = self._tracker.next_deadline() + EXPIRY_SLACK
-            with trio.CancelScope(deadline=self._expiry_wake) as self._expiry_scope:
-                await trio.sleep_forever()
-            self._expiry_scope = None
-            self._expiry_wake = math.inf
+            await self._expiry.wait(self._tracker.next_deadline() + EXPIRY_SLACK)
             for probe in self._tracker.expire(self._now()):
-                self._resolve(
-                    probe.owner, PingResult(probe.owner.address, probe.seq, Status.TIMEOUT)
-                )
+                session = probe.owner
+                settle(session, timeout_result(session.address, probe.seq, session.target))
 
 
-def _key(session: Session, seq: int) -> ProbeKey:
-    return (session.packed, session.request_type, session.ident, seq)
-
-
-def _with_timestamps(
-    result: PingResult, message: icmp.TimestampReply, received_ns: int
+def _timestamp_result(
+    probe: Probe[Session],
+    rtt_us: int,
+    ttl: int | None,
+    datagram: Datagram,
+    message: icmp.TimestampReply,
 ) -> PingResult:
-    """Add a Timestamp Reply's three times and the clock offset they give."""
-    local_receive = ms_since_midnight(received_ns)
-    return attrs.evolve(
-        result,
-        originate_ms=message.originate,
-        receive_ms=message.receive,
-        transmit_ms=message.transmit,
-        offset_ms=clock_offset_ms(
-            message.originate, message.receive, message.transmit, local_receive
-        ),
+    """The result a Timestamp Reply gives: its three times and the clock offset they give."""
+    local_receive = ms_since_midnight(datagram.timestamp_ns)
+    offset_ms = clock_offset_ms(message.originate, message.receive, message.transmit, local_receive)
+    session = probe.owner
+    return timestamp_reply_result(
+        session.address,
+        probe.seq,
+        rtt_us,
+        ttl,
+        datagram.kernel_timestamp,
+        (message.originate, message.receive, message.transmit),
+        offset_ms,
+        session.target,
     )
 
 

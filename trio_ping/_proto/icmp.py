@@ -82,8 +82,9 @@ class MalformedPacket(ValueError):
     """A received packet that cannot be what it claims to be: the peer's fault, not ours."""
 
 
-# Not frozen, unlike the other messages: one is built per received reply, and a frozen
-# attrs class sets each field through object.__setattr__ (0.47 us to build against 0.12;
+# Not frozen, unlike the other messages (the package's rule for values, stated in
+# trio_ping/results.py): one is built per received reply, and a frozen attrs class sets
+# each field through object.__setattr__ (0.47 us to build against 0.12;
 # benchmarks/micro.py: frozen_echo_reply, Python 3.11.7, attrs 26.1). Treat it as
 # immutable all the same.
 @attrs.define(eq=True)
@@ -104,7 +105,7 @@ class EchoReply:
         return self.payload
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class TimestampReply:
     """A Timestamp Reply (ICMP type 14): three 32-bit times, ms since midnight UT (RFC 792)."""
 
@@ -127,7 +128,7 @@ class TimestampReply:
         return self.originate.to_bytes(4, "big")
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ErrorReport:
     """An ICMP error about one of our probes, attributed through the header it quotes.
 
@@ -148,7 +149,7 @@ class ErrorReport:
     request_type: int = ECHO_REQUEST
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Request:
     """An Echo or Timestamp request: on a raw socket we see our own on loopback, and others'."""
 
@@ -158,7 +159,7 @@ class Request:
     seq: int
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class OtherMessage:
     """Any ICMP message a pinger has no use for (redirects, router adverts, ...)."""
 

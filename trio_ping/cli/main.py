@@ -12,7 +12,6 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
-from typing import Protocol
 
 import attrs
 import trio
@@ -35,7 +34,7 @@ from trio_ping.cli.output import (
 from trio_ping.cli.status import PROGRAM, ExitStatus, Run
 from trio_ping.cli.summary import TargetStatistics
 from trio_ping.cli.targets import Target, TargetError
-from trio_ping.pinger import Pinger, open_pinger
+from trio_ping.pinger import Pinger, PingHandle, open_pinger
 from trio_ping.results import PingResult
 
 
@@ -100,8 +99,8 @@ def _tune_garbage_collection() -> None:
     Freezing what start-up made takes those out of every pass, and a higher first
     threshold makes passes rarer: beside 600,000 long-lived objects, a result kept a
     while costs 1.86 us under the default thresholds and 0.70 us after both
-    (benchmarks/micro.py: gc_freeze, Python 3.11.7). A process-wide choice, so the command makes it, never
-    the library.
+    (benchmarks/micro.py: gc_freeze, Python 3.11.7). A process-wide choice, so the
+    command makes it, never the library.
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
@@ -184,15 +183,6 @@ async def _write(
         scope.cancel()  # nothing more can be said
 
 
-class _Started(Protocol):
-    """What the command line reads of a started ping (what :meth:`Pinger.start` returns)."""
-
-    @property
-    def duplicates(self) -> int:
-        """Replies to its requests that came again after the first."""
-        ...
-
-
 @attrs.define
 class _Starter:
     """Starts each target line as soon as it is read; reports the ones that cannot run."""
@@ -205,7 +195,7 @@ class _Starter:
     stdin: int | None
     """The descriptor to read target lines from where '-' is (None: closed)."""
     resolve: Resolver
-    _started: list[tuple[TargetStatistics, _Started]] = attrs.field(factory=list)
+    _started: list[tuple[TargetStatistics, PingHandle]] = attrs.field(factory=list)
     _read: int = 0
     """Target lines read so far: a summary lists targets in this order."""
 

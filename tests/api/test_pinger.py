@@ -1,0 +1,94 @@
+"""The Pinger's own API over the in-memory socket: arguments, handles, closing."""
+
+from __future__ import annotations
+
+import math
+from contextlib import aclosing
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+import trio_ping
+from tests.engine.helpers import TARGET, pinger_over
+from tests.fakes import FakeIcmpSocket, echo, silent
+from trio_ping import PingHandle
+from trio_ping.results import PingResult
+
+
+@pytest.mark.parametrize(
+    ("address", "count", "interval", "timeout", "message"),
+    [
+        # Not an address, nor a host name: refused before any resolver is asked (a unit
+        # test must send no DNS query).
+        ("not an address", 1, 1.0, 1.0, r"not an IP address or a host name"),
+        ("192.0.2.1", 0, 1.0, 1.0, "count must be at least 1"),
+        ("192.0.2.1", 1, 0.0, 1.0, "must be positive"),
+        ("192.0.2.1", 1, 1.0, -1.0, "must be positive"),
+        ("192.0.2.1", 1, math.nan, 1.0, "must be positive"),
+    ],
+)
+async def test_ping_rejects_bad_arguments(
+    autojump_clock: trio.testing.MockClock,
+    address: str,
+    count: int,
+    interval: float,
+    timeout: float,
+    message: str,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    async with pinger_over(fake) as pinger:
+        results = pinger.ping(address, count=count, interval=interval, timeout=timeout)
+        with pytest.raises(ValueError, match=message):
+            await anext(results)
+    assert fake.sent == []
+
+
+async def test_ping_raises_when_the_pinger_closes_under_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(silent)
+    seen: list[PingResult] = []
+    closed = pytest.RaisesExc(trio.ClosedResourceError, match="with 3 of 3 results unknown")
+    with pytest.RaisesGroup(closed, flatten_subgroups=True):
+        async with trio.open_nursery() as nursery, pinger_over(fake) as pinger:
+
+            async def consume() -> None:
+                async with aclosing(pinger.ping(TARGET, count=3, interval=1.0)) as stream:
+                    seen.extend([result async for result in stream])
+
+            nursery.start_soon(consume)
+            await trio.sleep(0.5)  # virtual: the requests are out, none answered yet
+    assert seen == []
+
+
+# The handle Pinger.start returns ---------------------------------------------------------
+
+
+async def test_start_returns_a_frozen_handle_that_counts_down_and_cancels(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    async with pinger_over(fake) as pinger:
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        handle = pinger.start(TARGET, count=5, interval=1.0, timeout=1.0, results=send_channel)
+        assert isinstance(handle, PingHandle)
+        assert (handle.remaining, handle.duplicates) == (5, 0)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            handle.x = 1  # type: ignore[attr-defined]
+        first = await receive_channel.receive()
+        assert (first.seq, handle.remaining) == (0, 4)
+        await trio.sleep(1.5)  # virtual: the second result is in
+        handle.cancel()
+        handle.cancel()  # again: nothing
+        rest = [result async for result in receive_channel]
+        await trio.sleep(5.0)
+    assert [result.seq for result in rest] == [1]
+    assert handle.remaining == 3  # never sent, never known
+    assert [sent.seq for sent in fake.sent] == [0, 1]
+
+
+def test_the_handle_is_public() -> None:
+    assert "PingHandle" in trio_ping.__all__
+    assert trio_ping.PingHandle is PingHandle

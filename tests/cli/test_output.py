@@ -1,0 +1,131 @@
+"""The command line's output: formatting results and writing them to a descriptor."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import pytest
+import trio
+import trio.testing
+
+from trio_ping.cli.output import FLUSH_PAUSE, OutputClosed, format_csv, write_results
+from trio_ping.results import PingResult, Status
+
+TARGET = "192.0.2.1"
+
+# write_results ---------------------------------------------------------------------------
+
+
+@contextmanager
+def a_pipe() -> Iterator[tuple[int, int]]:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    try:
+        yield read_fd, write_fd
+    finally:
+        for fd in (read_fd, write_fd):
+            with suppress(OSError):
+                os.close(fd)
+
+
+def read_now(fd: int) -> bytes:
+    try:
+        return os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return b""
+
+
+def result(seq: int, rtt_us: int | None = 250) -> PingResult:
+    status = Status.REPLY if rtt_us is not None else Status.TIMEOUT
+    return PingResult(TARGET, seq, status, rtt_us=rtt_us)
+
+
+def ignore(_: PingResult) -> None:
+    pass
+
+
+def test_format_csv() -> None:
+    assert format_csv(result(0, 250)) == "192.0.2.1,0,250\n"
+    assert format_csv(result(3, None)) == "192.0.2.1,3,-1\n"
+    error = PingResult(TARGET, 9, Status.ICMP_ERROR, reason="Destination Host Unreachable")
+    assert format_csv(error) == "192.0.2.1,9,-1\n"
+
+
+async def test_write_results_flushes_when_idle_before_the_channel_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    observed: list[PingResult] = []
+    with a_pipe() as (read_fd, write_fd):
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                write_results, receive_channel, write_fd, format_csv, observed.append
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            assert read_now(read_fd) == b""
+            send_channel.send_nowait(result(0, 250))
+            await trio.testing.wait_all_tasks_blocked()
+            assert read_now(read_fd) == b"192.0.2.1,0,250\n"
+            for seq in (1, 2, 3):
+                send_channel.send_nowait(result(seq, None))
+            # The writer rests FLUSH_PAUSE after a write, then writes all that came.
+            await trio.sleep(FLUSH_PAUSE)
+            await trio.testing.wait_all_tasks_blocked()
+            assert read_now(read_fd) == b"192.0.2.1,1,-1\n192.0.2.1,2,-1\n192.0.2.1,3,-1\n"
+            await send_channel.aclose()
+        assert read_now(read_fd) == b""
+    assert [r.seq for r in observed] == [0, 1, 2, 3]
+
+
+async def test_write_results_gathers_a_burst_into_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes: list[bytes] = []
+    real_write = os.write
+
+    with a_pipe() as (read_fd, write_fd):
+
+        def counting_write(fd: int, data: bytes) -> int:
+            if fd == write_fd:
+                writes.append(bytes(data))
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", counting_write)
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write_results, receive_channel, write_fd, format_csv, ignore)
+            await trio.testing.wait_all_tasks_blocked()
+            for seq in range(100):
+                send_channel.send_nowait(result(seq))
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(writes) == 1
+            await send_channel.aclose()
+        monkeypatch.undo()
+        assert read_now(read_fd).count(b"\n") == 100
+    assert len(writes) == 1
+
+
+async def test_write_results_writes_what_it_has_when_cancelled() -> None:
+    with a_pipe() as (read_fd, write_fd):
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write_results, receive_channel, write_fd, format_csv, ignore)
+            await trio.testing.wait_all_tasks_blocked()
+            send_channel.send_nowait(result(0))
+            send_channel.send_nowait(result(1))
+            nursery.cancel_scope.cancel()
+        assert read_now(read_fd) == b"192.0.2.1,0,250\n192.0.2.1,1,250\n"
+        send_channel.close()
+
+
+async def test_write_results_raises_output_closed_when_the_reader_goes() -> None:
+    with a_pipe() as (read_fd, write_fd):
+        os.close(read_fd)
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        send_channel.send_nowait(result(0))
+        send_channel.close()
+        with pytest.raises(OutputClosed):
+            await write_results(receive_channel, write_fd, format_csv, lambda _: None)
