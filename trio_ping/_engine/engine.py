@@ -9,12 +9,13 @@
                                                                               ├──▶ session's
     timeouts: CancelScope(deadline = earliest outstanding) ──expire───────────┘    results
 
-Why not a task per request, each in its own ``move_on_after(timeout)``? It was measured
-at 47 us of CPU per request (trio 0.35), more than the whole budget for 20,000 requests a
-second. Here the timeout task's cancel scope always carries the deadline of the earliest
-outstanding request (plus EXPIRY_SLACK, so that one wake-up ends every request due
-close together): each request's deadline becomes that scope's deadline in turn, which
-is the per-sequence timeout scope at about 1.5 us a request.
+Why not a task per request, each in its own ``move_on_after(timeout)``? It costs 33 us
+of CPU per request (benchmarks/micro.py: timeout_design, Python 3.11.7, trio 0.35), more
+than the whole budget for 20,000 requests a second. Here the timeout task's cancel scope
+always carries the deadline of the earliest outstanding request (plus EXPIRY_SLACK, so
+that one wake-up ends every request due close together): each request's deadline
+becomes that scope's deadline in turn, which is the per-sequence timeout scope at about
+2 us a request (moving that scope's deadline; the same case).
 """
 
 from __future__ import annotations
@@ -46,16 +47,17 @@ from trio_ping.results import (
 
 _SENDS_BETWEEN_CHECKPOINTS: Final = 64
 # Once awake, the sender also sends what falls due within this window: a pass through
-# trio's run loop costs about 15 us of CPU, and at 20,000 requests a second, each due at
-# its own moment, waking for every one would cost more than the sends. Requests only
-# ever leave early, by less than the window, and the same ones go together round after
-# round, so a target's gaps stay whole intervals; a single target's requests are 1 ms or
-# more apart and leave exactly on time.
+# trio's run loop costs 5.5 us of CPU when nothing waits, several times that through a
+# timed wait (benchmarks/micro.py: run_loop_pass, Python 3.11.7), and at 20,000 requests
+# a second, each due at its own moment, waking for every one would cost more than the
+# sends. Requests only ever leave early, by less than the window, and the same ones go
+# together round after round, so a target's gaps stay whole intervals; a single
+# target's requests are 1 ms or more apart and leave exactly on time.
 _SEND_WINDOW: Final = 0.5e-3
 # Timeouts are allowed to be late by this much (the contract allows 20 ms), so that one
 # wake-up of the timeout task ends every request due within it.
 EXPIRY_SLACK: Final = 0.005
-# After a busy wake (trio_ping/batching.py) the receiver rests this long, so that the
+# After a busy wake (trio_ping/_proto/batching.py) the receiver rests this long, so that the
 # next wake-up finds a batch rather than a single reply. RTTs do not suffer: they come
 # from the kernel's receive timestamps, taken as each packet arrived. Results and ICMP
 # errors are handled up to about this much later, and replies wait in the socket buffer
@@ -73,8 +75,9 @@ class SocketEngine:
         Must be called inside a trio run: the engine keeps the run's clock. The engine
         takes sessions from here on; :meth:`run` sends, receives and times them out.
         """
-        # trio.current_time() is three calls deep; the clock's own method is one (0.15 us
-        # instead of 0.37), and it is read for every request and every line started.
+        # trio.current_time() is three calls deep; the clock's own method is one (0.11 us
+        # instead of 0.26; benchmarks/micro.py: clock_method, Python 3.11.7), and it is
+        # read for every request and every line started.
         self._now = trio.lowlevel.current_clock().current_time
         self._socket = sock
         self._ipv6 = sock.family == socket.AF_INET6
