@@ -20,6 +20,7 @@ from typing import Final
 
 import trio
 
+from trio_ping._io import error_queue
 from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 from trio_ping._proto import icmp
 
@@ -84,6 +85,12 @@ class IcmpSocket:
                 sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, _icmp6_filter())
         elif not self.raw:
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)  # no IP header to read it from
+        self.reads_error_queue = not self.raw
+        """ICMP errors come through the kernel's error queue (:meth:`take_errors`), not as
+        datagrams: a datagram socket is never handed the error packets themselves."""
+        if self.reads_error_queue:
+            error_queue.enable(sock)
+        self._errors: list[icmp.ErrorReport] = []
         self._sock = sock
         self._reader = DatagramReader(sock)
         self._closed = False
@@ -165,7 +172,9 @@ class IcmpSocket:
     async def receive_batch(self, limit: int = CAPACITY) -> list[Datagram]:
         """Wait until the socket is readable, then read what is queued (up to ``limit``).
 
-        Always checkpoints once, so a flood cannot starve the other tasks.
+        Always checkpoints once, so a flood cannot starve the other tasks. On a socket
+        that :attr:`reads_error_queue`, returns (perhaps with no datagram) as soon as ICMP
+        errors are queued: :meth:`take_errors` has them.
 
         Raises:
             trio.ClosedResourceError: the socket was closed (its descriptor number may
@@ -178,14 +187,36 @@ class IcmpSocket:
             try:
                 batch = self._reader.read(limit)
             except BlockingIOError:
+                if self.reads_error_queue and self._drain_error_queue():
+                    batch = []
+                    break
                 await trio.lowlevel.wait_readable(self._sock)
                 waited = True
                 continue
+            except OSError:
+                # A queued ICMP error also sets the socket's pending error, which this
+                # read returned instead of data (see trio_ping/_io/error_queue.py).
+                if not self.reads_error_queue:
+                    raise
+                self._drain_error_queue()
+                batch = []
+                break
             if batch:  # else every datagram read was too long to be ours: read on
                 break
         if not waited:
             await trio.lowlevel.checkpoint()
         return batch
+
+    def take_errors(self) -> list[icmp.ErrorReport]:
+        """The ICMP errors read from the error queue since the last call (only on a socket
+        that :attr:`reads_error_queue`); :meth:`receive_batch` returns early for them."""
+        errors, self._errors = self._errors, []
+        return errors
+
+    def _drain_error_queue(self) -> bool:
+        """Move what the error queue holds to :meth:`take_errors`; whether any came."""
+        self._errors.extend(error_queue.read_errors(self._sock))
+        return bool(self._errors)
 
     def decode(self, datagram: Datagram) -> icmp.Message:
         """Parse a datagram with the codec that fits what this kind of socket delivers.
