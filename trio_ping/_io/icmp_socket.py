@@ -43,6 +43,23 @@ _ICMPV6_WANTED: Final = (
 RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 """Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
 
+_PENDING_ERROR_ATTEMPTS: Final = 4
+"""Sends tried while each fails with a pending ICMP error (see IcmpSocket._sendto): one
+for each error that may arrive between two tries, and the last is believed."""
+# The errors the kernel makes of ICMP errors (icmp_err_convert, icmpv6_err_convert).
+_ICMP_ERRNOS: Final = frozenset(
+    {
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.ECONNREFUSED,
+        errno.EPROTO,
+        errno.EMSGSIZE,
+        errno.EACCES,
+        errno.ENONET,
+        errno.EOPNOTSUPP,
+    }
+)
+
 _ENOBUFS_RETRIES: Final = 50
 _ENOBUFS_BACKOFF: Final = 0.001
 
@@ -131,16 +148,36 @@ class IcmpSocket:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
                 address, ...).
         """
-        sent_ns = time.time_ns()
         try:
-            self._sock.sendto(packet, (address, 0))
+            return self._sendto(packet, (address, 0))
         except BlockingIOError:
             return None
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:
                 return None
             raise
-        return sent_ns
+
+    def _sendto(self, packet: bytes, destination: tuple[str, int]) -> int:
+        """One ``sendto``; the time just before it, in ns (CLOCK_REALTIME).
+
+        On a socket that reads its error queue, a queued ICMP error also sets the socket's
+        pending error, and the kernel returns a pending error from the next send on the
+        socket, whatever its destination (``sock_alloc_send_pskb`` calls ``sock_error``):
+        that send fails and its packet does not leave. The error is consumed by being
+        returned, so the send is tried again; an error that comes back every time is the
+        kernel's answer to this packet.
+        """
+        attempts = _PENDING_ERROR_ATTEMPTS if self.reads_error_queue else 1
+        while True:
+            sent_ns = time.time_ns()
+            try:
+                self._sock.sendto(packet, destination)
+            except OSError as exc:
+                attempts -= 1
+                if attempts == 0 or exc.errno not in _ICMP_ERRNOS:
+                    raise
+            else:
+                return sent_ns
 
     async def send(self, packet: bytes, address: str) -> int:
         """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
@@ -156,9 +193,8 @@ class IcmpSocket:
         destination = (address, 0)
         retries = 0
         while True:
-            sent_ns = time.time_ns()
             try:
-                self._sock.sendto(packet, destination)
+                sent_ns = self._sendto(packet, destination)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self._sock)
             except OSError as exc:
