@@ -109,6 +109,7 @@ class FakeIcmpSocket(IcmpSocket):
         self.raw = raw
         self.rewrites_ident = not raw
         self.raw_ipv4 = raw and family == socket.AF_INET  # as IcmpSocket.__init__ sets it
+        self.reads_error_queue = not raw
         self.epoch_ns = epoch_ns
         self.peer = peer
         self.sent: list[Sent] = []
@@ -121,7 +122,8 @@ class FakeIcmpSocket(IcmpSocket):
         self.slow_sends = 0
         """Calls to send: requests that were pushed back first."""
         self._tries = 0
-        self._pending: list[tuple[float, int, Datagram]] = []
+        self._pending: list[tuple[float, int, Datagram | icmp.ErrorReport]] = []
+        self._errors: list[icmp.ErrorReport] = []
         self._order = itertools.count()
         self._lot = trio.lowlevel.ParkingLot()
 
@@ -167,9 +169,12 @@ class FakeIcmpSocket(IcmpSocket):
         if self.family == socket.AF_INET6:
             hop_limit = 64
         elif not self.raw:
-            # What a ping socket passes on: Echo Replies to its identifier, IP header off.
+            # What a ping socket passes on: Echo Replies to its identifier, IP header off;
+            # ICMP errors about its own requests go to its error queue.
             header_length = (data[0] & 0x0F) * 4 if data else 0
             packet = data[header_length:]
+            if self._queue_error(due, data):
+                return
             if len(data) < 20 or len(packet) < 8 or packet[0] != icmp.ECHO_REPLY:
                 return
             if _ICMP_HEADER.unpack_from(packet)[3] != SOCKET_IDENT:
@@ -185,8 +190,28 @@ class FakeIcmpSocket(IcmpSocket):
         heapq.heappush(self._pending, (due, next(self._order), datagram))
         self._lot.unpark_all()
 
+    def _queue_error(self, due: float, data: bytes) -> bool:
+        """As a ping socket's kernel: an ICMP error quoting one of this socket's requests
+        goes to the error queue; whether ``data`` was one."""
+        try:
+            message = icmp.parse_ipv4(data)
+        except icmp.MalformedPacket:
+            return False
+        if type(message) is not icmp.ErrorReport:
+            return False
+        if message.ident == SOCKET_IDENT:
+            heapq.heappush(self._pending, (due, next(self._order), message))
+            self._lot.unpark_all()
+        return True
+
+    def take_errors(self) -> list[icmp.ErrorReport]:
+        """The queued ICMP errors that receive_batch has come to, as IcmpSocket's."""
+        errors, self._errors = self._errors, []
+        return errors
+
     async def receive_batch(self, limit: int = 256) -> list[Datagram]:
-        """Wait until a delivery is due, then return every one that is (up to ``limit``)."""
+        """Wait until a delivery is due, then return every one that is (up to ``limit``);
+        queued errors that are due go to :meth:`take_errors`."""
         while True:
             if self.closed:
                 raise trio.ClosedResourceError
@@ -194,7 +219,12 @@ class FakeIcmpSocket(IcmpSocket):
             if self._pending and self._pending[0][0] <= now:
                 batch: list[Datagram] = []
                 while self._pending and self._pending[0][0] <= now and len(batch) < limit:
-                    batch.append(heapq.heappop(self._pending)[2])
+                    item = heapq.heappop(self._pending)[2]
+                    if type(item) is icmp.ErrorReport:
+                        self._errors.append(item)
+                    else:
+                        assert type(item) is Datagram
+                        batch.append(item)
                 await trio.lowlevel.checkpoint()
                 return batch
             next_due = self._pending[0][0] if self._pending else math.inf

@@ -40,6 +40,8 @@ from tests.lab import addresses
 
 _CLONE_NEWNET: Final = 0x40000000
 _PREFIX: Final = "tplab"
+POLICED_PER_SECOND: Final = 1000
+"""Echo Replies a second the policed peer sends (:meth:`Lab.policed`)."""
 _NAME = re.compile(rf"{_PREFIX}(\d+)-\w+")
 
 
@@ -193,6 +195,41 @@ class Lab:
     def sysctl(self, namespace: str, key: str, value: str) -> None:
         """Set a sysctl inside one lab namespace (they are per namespace)."""
         _check(["ip", "netns", "exec", namespace, "sysctl", "-q", "-w", f"{key}={value}"])
+
+    def read_sysctl(self, namespace: str, key: str) -> str:
+        """A sysctl's value inside one lab namespace."""
+        completed = subprocess.run(
+            ["ip", "netns", "exec", namespace, "sysctl", "-n", key],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return completed.stdout.strip()
+
+    @contextlib.contextmanager
+    def policed(self, per_second: int = POLICED_PER_SECOND, burst: int = 50) -> Iterator[None]:
+        """Have the kernel peer answer at most ``per_second`` Echo Requests a second, after a
+        burst of ``burst``, as a router's control plane polices ICMP; restored afterwards.
+
+        The kernel's own ICMP limiter does it: ``icmp_ratemask`` says which ICMP types it
+        limits (6169 is Linux's default mask, 6168, plus bit 0, Echo Reply), and
+        ``icmp_msgs_per_sec`` / ``icmp_msgs_burst`` are its global token bucket
+        (``icmp_global_allow`` in net/ipv4/icmp.c). The peer's per-destination limit
+        (``icmp_ratelimit``) stays off, as the lab sets it.
+        """
+        settings = {
+            "net.ipv4.icmp_ratemask": "6169",
+            "net.ipv4.icmp_msgs_per_sec": str(per_second),
+            "net.ipv4.icmp_msgs_burst": str(burst),
+        }
+        saved = {key: self.read_sysctl(self.peer, key) for key in settings}
+        try:
+            for key, value in settings.items():
+                self.sysctl(self.peer, key, value)
+            yield
+        finally:
+            for key, value in saved.items():
+                self.sysctl(self.peer, key, value)
 
     def destroy(self) -> None:
         """Stop the lab's processes and delete its namespaces (and so its veth pairs)."""

@@ -8,13 +8,27 @@ opens it for the namespace, and only that namespace.
 from __future__ import annotations
 
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
+import trio
 
-from tests.lab.addresses import answering, silent
+from tests.lab.addresses import (
+    MISBEHAVING_LINK,
+    PEER_LINK,
+    PEER_LINK6,
+    answering,
+    answering6,
+    silent,
+    unreachable,
+    unreachable6,
+)
 from tests.lab.netns import Lab, trio_ping_command
+from tests.lab.responder import address_of
 from tests.lab.run import Outcome, by_address
+from trio_ping import IcmpSocket, Pinger, Status, open_pinger
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
@@ -76,3 +90,113 @@ def test_timestamp_requests_need_a_raw_socket(datagram_sockets_allowed: Lab) -> 
         "trio-ping: ICMP Timestamp requests need a raw socket, and this process may only "
         "open an ICMP datagram socket: run as root or grant CAP_NET_RAW"
     ]
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [(unreachable(1), "Destination Host Unreachable"), (unreachable6(1), "No route")],
+    ids=["ipv4", "ipv6"],
+)
+def test_icmp_errors_reach_an_ordinary_user_at_once(
+    datagram_sockets_allowed: Lab, target: str, reason: str
+) -> None:
+    # A datagram socket is never handed the error packets: they come from the kernel's
+    # error queue. Without it, both requests would wait out the 5 s timeout.
+    started = time.monotonic()
+    outcome = _as_nobody(datagram_sockets_allowed, "-v", "--timeout", "5", f"{target},2,100")
+    elapsed = time.monotonic() - started
+    assert outcome.status == 1
+    assert [(row.seq, row.rtt_us) for row in outcome.rows] == [(0, -1), (1, -1)]
+    router = PEER_LINK6 if ":" in target else PEER_LINK
+    assert outcome.stderr_lines == [
+        f"trio-ping: {target} seq={seq}: from {router}: {reason}" for seq in (0, 1)
+    ]
+    # Start-up included; the second request leaves 100 ms after the first.
+    assert elapsed < 2.5, f"the run took {elapsed:.2f} s: the errors were not read at once"
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
+async def test_a_datagram_socket_ends_a_request_within_a_second_of_its_error(
+    datagram_sockets_allowed: Lab, family: socket.AddressFamily
+) -> None:
+    lab = datagram_sockets_allowed
+
+    def datagram_socket(wanted: socket.AddressFamily) -> IcmpSocket:
+        protocol = socket.IPPROTO_ICMPV6 if wanted == socket.AF_INET6 else socket.IPPROTO_ICMP
+        return IcmpSocket(lab.open_socket(wanted, socket.SOCK_DGRAM, protocol))
+
+    target = unreachable6(2) if family == socket.AF_INET6 else unreachable(2)
+    with trio.fail_after(10):
+        async with open_pinger(socket_factory=datagram_socket) as pinger:
+            started = trio.current_time()
+            results = []
+            async for result in pinger.ping(target, count=1, timeout=5.0):
+                results.append((trio.current_time() - started, result))
+    [(after, result)] = results
+    assert result.status is Status.ICMP_ERROR
+    assert result.reported_by == (PEER_LINK6 if family == socket.AF_INET6 else PEER_LINK)
+    assert after < 1.0
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
+async def test_an_error_for_one_target_fails_no_send_to_another(
+    responder: Lab, family: socket.AddressFamily
+) -> None:
+    # A queued ICMP error also sets the socket's pending error, and the kernel hands a
+    # pending error to the next send on the socket, whatever its destination: that send
+    # fails and its packet never leaves. The socket must not blame the other target.
+    # IPv4 errors come from the responder: the kernel peer, as a router, sends only five
+    # Destination Unreachables in a burst to one host, then one a second (ip_error's
+    # fixed limit, which no namespace can change).
+    lab = responder
+    lab.sysctl(lab.client, "net.ipv4.ping_group_range", "0 2147483647")
+    protocol = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
+
+    def datagram_socket(wanted: socket.AddressFamily) -> IcmpSocket:
+        return IcmpSocket(lab.open_socket(wanted, socket.SOCK_DGRAM, protocol))
+
+    if family == socket.AF_INET6:
+        failing, answering_targets = (
+            [unreachable6(i) for i in (3, 4)],
+            [answering6(i) for i in (1, 2)],
+        )
+    else:
+        failing, answering_targets = [address_of("unreachable")], [answering(i) for i in (1, 2, 3)]
+    gathered: dict[str, list[Status]] = {}
+
+    async def ping(pinger: Pinger, address: str) -> None:
+        results = pinger.ping(address, count=30, interval=0.002, timeout=2.0)
+        gathered[address] = [result.status async for result in results]
+
+    try:
+        with trio.fail_after(10):
+            async with (
+                open_pinger(socket_factory=datagram_socket) as pinger,
+                trio.open_nursery() as nursery,
+            ):
+                for address in failing + answering_targets:
+                    nursery.start_soon(ping, pinger, address)
+    finally:
+        lab.sysctl(lab.client, "net.ipv4.ping_group_range", "1 0")
+    for address in answering_targets:
+        assert gathered[address] == [Status.REPLY] * 30, address
+    for address in failing:
+        assert gathered[address] == [Status.ICMP_ERROR] * 30, address
+
+
+def test_time_exceeded_reaches_an_ordinary_user_at_once(responder: Lab) -> None:
+    lab = responder
+    lab.sysctl(lab.client, "net.ipv4.ping_group_range", "0 2147483647")
+    try:
+        started = time.monotonic()
+        outcome = _as_nobody(lab, "-v", "--timeout", "5", f"{address_of('time-exceeded')},2,100")
+        elapsed = time.monotonic() - started
+    finally:
+        lab.sysctl(lab.client, "net.ipv4.ping_group_range", "1 0")
+    assert [(row.seq, row.rtt_us) for row in outcome.rows] == [(0, -1), (1, -1)]
+    assert outcome.stderr_lines == [
+        f"trio-ping: {address_of('time-exceeded')} seq={seq}: from {MISBEHAVING_LINK}: "
+        "Time to live exceeded"
+        for seq in (0, 1)
+    ]
+    assert elapsed < 2.5, f"the run took {elapsed:.2f} s: the errors were not read at once"

@@ -257,10 +257,14 @@ class SocketEngine:
         echo_reply = icmp.echo_reply_ipv4
         answer = self._tracker.answer
         answered = self._answered
+        reads_error_queue = self._socket.reads_error_queue
         last_wake = -math.inf
         while True:
             batch = await receive_batch(_RECEIVE_BATCH)
             now = current_time()  # read after the receive: see round_trip_us
+            if reads_error_queue:
+                for report in self._socket.take_errors():
+                    self._on_error(report)
             for datagram in batch:
                 echo = echo_reply(datagram.data) if shortcut else None
                 if echo is None:
@@ -347,7 +351,15 @@ class SocketEngine:
         return message.ident
 
     def _on_error(self, message: icmp.ErrorReport) -> None:
-        key = (message.destination, message.request_type, message.ident, message.seq)
+        ident = message.ident
+        if self._rewrites_ident:
+            # The quoted request carries the kernel's identifier, its payload ours.
+            offset = len(self._cookie)
+            quoted = message.quoted_data
+            if len(quoted) < offset + 2:
+                return
+            ident = int.from_bytes(quoted[offset : offset + 2], "big")
+        key = (message.destination, message.request_type, ident, message.seq)
         probe = self._tracker.on_error(key, message.quoted_data)
         if probe is None:
             return  # about someone else's packet, or one already settled

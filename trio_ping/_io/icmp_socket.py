@@ -20,6 +20,7 @@ from typing import Final
 
 import trio
 
+from trio_ping._io import error_queue
 from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 from trio_ping._proto import icmp
 
@@ -41,6 +42,23 @@ _ICMPV6_WANTED: Final = (
 
 RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 """Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
+
+_PENDING_ERROR_ATTEMPTS: Final = 4
+"""Sends tried while each fails with a pending ICMP error (see IcmpSocket._sendto): one
+for each error that may arrive between two tries, and the last is believed."""
+# The errors the kernel makes of ICMP errors (icmp_err_convert, icmpv6_err_convert).
+_ICMP_ERRNOS: Final = frozenset(
+    {
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.ECONNREFUSED,
+        errno.EPROTO,
+        errno.EMSGSIZE,
+        errno.EACCES,
+        errno.ENONET,
+        errno.EOPNOTSUPP,
+    }
+)
 
 _ENOBUFS_RETRIES: Final = 50
 _ENOBUFS_BACKOFF: Final = 0.001
@@ -84,6 +102,12 @@ class IcmpSocket:
                 sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, _icmp6_filter())
         elif not self.raw:
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)  # no IP header to read it from
+        self.reads_error_queue = not self.raw
+        """ICMP errors come through the kernel's error queue (:meth:`take_errors`), not as
+        datagrams: a datagram socket is never handed the error packets themselves."""
+        if self.reads_error_queue:
+            error_queue.enable(sock)
+        self._errors: list[icmp.ErrorReport] = []
         self._sock = sock
         self._reader = DatagramReader(sock)
         self._closed = False
@@ -124,16 +148,36 @@ class IcmpSocket:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
                 address, ...).
         """
-        sent_ns = time.time_ns()
         try:
-            self._sock.sendto(packet, (address, 0))
+            return self._sendto(packet, (address, 0))
         except BlockingIOError:
             return None
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:
                 return None
             raise
-        return sent_ns
+
+    def _sendto(self, packet: bytes, destination: tuple[str, int]) -> int:
+        """One ``sendto``; the time just before it, in ns (CLOCK_REALTIME).
+
+        On a socket that reads its error queue, a queued ICMP error also sets the socket's
+        pending error, and the kernel returns a pending error from the next send on the
+        socket, whatever its destination (``sock_alloc_send_pskb`` calls ``sock_error``):
+        that send fails and its packet does not leave. The error is consumed by being
+        returned, so the send is tried again; an error that comes back every time is the
+        kernel's answer to this packet.
+        """
+        attempts = _PENDING_ERROR_ATTEMPTS if self.reads_error_queue else 1
+        while True:
+            sent_ns = time.time_ns()
+            try:
+                self._sock.sendto(packet, destination)
+            except OSError as exc:
+                attempts -= 1
+                if attempts == 0 or exc.errno not in _ICMP_ERRNOS:
+                    raise
+            else:
+                return sent_ns
 
     async def send(self, packet: bytes, address: str) -> int:
         """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
@@ -149,9 +193,8 @@ class IcmpSocket:
         destination = (address, 0)
         retries = 0
         while True:
-            sent_ns = time.time_ns()
             try:
-                self._sock.sendto(packet, destination)
+                sent_ns = self._sendto(packet, destination)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self._sock)
             except OSError as exc:
@@ -165,7 +208,9 @@ class IcmpSocket:
     async def receive_batch(self, limit: int = CAPACITY) -> list[Datagram]:
         """Wait until the socket is readable, then read what is queued (up to ``limit``).
 
-        Always checkpoints once, so a flood cannot starve the other tasks.
+        Always checkpoints once, so a flood cannot starve the other tasks. On a socket
+        that :attr:`reads_error_queue`, returns (perhaps with no datagram) as soon as ICMP
+        errors are queued: :meth:`take_errors` has them.
 
         Raises:
             trio.ClosedResourceError: the socket was closed (its descriptor number may
@@ -178,14 +223,36 @@ class IcmpSocket:
             try:
                 batch = self._reader.read(limit)
             except BlockingIOError:
+                if self.reads_error_queue and self._drain_error_queue():
+                    batch = []
+                    break
                 await trio.lowlevel.wait_readable(self._sock)
                 waited = True
                 continue
+            except OSError:
+                # A queued ICMP error also sets the socket's pending error, which this
+                # read returned instead of data (see trio_ping/_io/error_queue.py).
+                if not self.reads_error_queue:
+                    raise
+                self._drain_error_queue()
+                batch = []
+                break
             if batch:  # else every datagram read was too long to be ours: read on
                 break
         if not waited:
             await trio.lowlevel.checkpoint()
         return batch
+
+    def take_errors(self) -> list[icmp.ErrorReport]:
+        """The ICMP errors read from the error queue since the last call (only on a socket
+        that :attr:`reads_error_queue`); :meth:`receive_batch` returns early for them."""
+        errors, self._errors = self._errors, []
+        return errors
+
+    def _drain_error_queue(self) -> bool:
+        """Move what the error queue holds to :meth:`take_errors`; whether any came."""
+        self._errors.extend(error_queue.read_errors(self._sock))
+        return bool(self._errors)
 
     def decode(self, datagram: Datagram) -> icmp.Message:
         """Parse a datagram with the codec that fits what this kind of socket delivers.

@@ -324,12 +324,10 @@ def _parse_error_v4(packet: bytes, source: bytes, ttl: int | None) -> Message:
         # An error about someone's TCP or UDP, or about a reply: not one of our probes.
         return OtherMessage(source, message_type, code)
     request_type, _, _, ident, seq = _HEADER.unpack_from(inner)
-    if message_type == DESTINATION_UNREACHABLE:
-        reason = _UNREACHABLE_V4.get(code, f"Destination Unreachable, code {code}")
-    elif message_type == TIME_EXCEEDED:
-        reason = _TIME_EXCEEDED_V4.get(code, f"Time Exceeded, code {code}")
-    else:
-        reason = f"Parameter Problem, code {code}"
+    # RFC 1191: a Fragmentation Needed carries the next hop's MTU in the header's last two
+    # bytes (zero from routers older than it).
+    mtu = int.from_bytes(packet[6:8], "big")
+    reason = error_reason(message_type, code, ipv6=False, mtu=mtu)
     destination = quoted[16:20]
     data = inner[HEADER_LENGTH:]
     return ErrorReport(
@@ -372,16 +370,77 @@ def _parse_error_v6(packet: bytes, source: bytes, hop_limit: int | None) -> Mess
     if quoted[6] != IPPROTO_ICMPV6 or inner[0] != ICMPV6_ECHO_REQUEST:
         return OtherMessage(source, message_type, code)
     _, _, _, ident, seq = _HEADER.unpack_from(inner)
-    if message_type == ICMPV6_DESTINATION_UNREACHABLE:
-        reason = _UNREACHABLE_V6.get(code, f"Destination Unreachable, code {code}")
-    elif message_type == ICMPV6_TIME_EXCEEDED:
-        reason = _TIME_EXCEEDED_V6.get(code, f"Time Exceeded, code {code}")
-    elif message_type == ICMPV6_PACKET_TOO_BIG:
-        reason = "Packet too big"
-    else:
-        reason = f"Parameter Problem, code {code}"
+    # RFC 4443 3.2: a Packet Too Big carries the next hop's MTU in the 32 bits after the
+    # checksum.
+    mtu = int.from_bytes(packet[4:8], "big")
+    reason = error_reason(message_type, code, ipv6=True, mtu=mtu)
     destination = quoted[24:40]
     data = inner[HEADER_LENGTH:]
     return ErrorReport(
         source, hop_limit, message_type, code, destination, ident, seq, data, reason, inner[0]
+    )
+
+
+def error_reason(message_type: int, code: int, *, ipv6: bool, mtu: int = 0) -> str:
+    """What iputils ping says for an ICMP (or, with ``ipv6``, ICMPv6) error type and code.
+
+    ``mtu`` is the next hop's MTU that a Fragmentation Needed or a Packet Too Big reports
+    (0 when it reports none).
+    """
+    if ipv6:
+        if message_type == ICMPV6_DESTINATION_UNREACHABLE:
+            return _UNREACHABLE_V6.get(code, f"Destination Unreachable, code {code}")
+        if message_type == ICMPV6_TIME_EXCEEDED:
+            return _TIME_EXCEEDED_V6.get(code, f"Time Exceeded, code {code}")
+        if message_type == ICMPV6_PACKET_TOO_BIG:
+            return f"Packet too big: mtu={mtu}" if mtu else "Packet too big"
+        if message_type == ICMPV6_PARAMETER_PROBLEM:
+            return f"Parameter Problem, code {code}"
+        return f"ICMPv6 error type {message_type}, code {code}"
+    if message_type == DESTINATION_UNREACHABLE:
+        reason = _UNREACHABLE_V4.get(code, f"Destination Unreachable, code {code}")
+        return f"{reason} (mtu = {mtu})" if code == 4 and mtu else reason
+    if message_type == TIME_EXCEEDED:
+        return _TIME_EXCEEDED_V4.get(code, f"Time Exceeded, code {code}")
+    if message_type == PARAMETER_PROBLEM:
+        return f"Parameter Problem, code {code}"
+    return f"ICMP error type {message_type}, code {code}"
+
+
+def queued_error_report(
+    *,
+    ipv6: bool,
+    message_type: int,
+    code: int,
+    info: int,
+    reporter: bytes,
+    destination: bytes,
+    quoted: bytes,
+) -> ErrorReport:
+    """An ICMP error the kernel queued on a socket (Linux's ``IP_RECVERR`` error queue),
+    as the same :class:`ErrorReport` a raw socket's parser gives.
+
+    The kernel has already matched the error to the socket and parsed it: it gives the
+    type and code, ``info`` (the MTU of a Fragmentation Needed or Packet Too Big), the
+    reporting router, the request's destination, and ``quoted``, the request's ICMP
+    message as it left (header first, with the identifier the kernel wrote).
+
+    Raises:
+        MalformedPacket: ``quoted`` is shorter than an ICMP header.
+    """
+    if len(quoted) < HEADER_LENGTH:
+        raise MalformedPacket("queued ICMP error quotes no ICMP header")
+    request_type, _, _, ident, seq = _HEADER.unpack_from(quoted)
+    reason = error_reason(message_type, code, ipv6=ipv6, mtu=info)
+    return ErrorReport(
+        reporter,
+        None,
+        message_type,
+        code,
+        destination,
+        ident,
+        seq,
+        quoted[HEADER_LENGTH:],
+        reason,
+        request_type,
     )
