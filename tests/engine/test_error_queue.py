@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.engine.test_engine import EXACT, ROUTER, TARGET, by_seq, collect, pinger_over
+from tests.engine.helpers import EXACT, ROUTER, TARGET, by_seq, collect, pinger_over
 from tests.fakes import Delivery, FakeIcmpSocket, Sent, error_bytes, reply_bytes
 from trio_ping._proto import icmp
 from trio_ping.results import PingResult, Status

@@ -351,14 +351,13 @@ class SocketEngine:
         return message.ident
 
     def _on_error(self, message: icmp.ErrorReport) -> None:
-        ident = message.ident
         if self._rewrites_ident:
             # The quoted request carries the kernel's identifier, its payload ours.
-            offset = len(self._cookie)
-            quoted = message.quoted_data
-            if len(quoted) < offset + 2:
-                return
-            ident = int.from_bytes(quoted[offset : offset + 2], "big")
+            ident = ident_in_payload(message.quoted_data)
+            if ident is None:
+                return  # quotes too little of the payload to say whose request it was
+        else:
+            ident = message.ident
         key = (message.destination, message.request_type, ident, message.seq)
         probe = self._tracker.on_error(key, message.quoted_data)
         if probe is None:
