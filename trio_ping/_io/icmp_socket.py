@@ -44,7 +44,7 @@ RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 """Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
 
 _PENDING_ERROR_ATTEMPTS: Final = 4
-"""Sends tried while each fails with a pending ICMP error (see IcmpSocket._sendto): one
+"""Sends tried while each fails with a pending ICMP error (see IcmpSocket._pending_error): one
 for each error that may arrive between two tries, and the last is believed."""
 # The errors the kernel makes of ICMP errors (icmp_err_convert, icmpv6_err_convert).
 _ICMP_ERRNOS: Final = frozenset(
@@ -148,36 +148,51 @@ class IcmpSocket:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
                 address, ...).
         """
+        sent_ns = time.time_ns()
         try:
-            return self._sendto(packet, (address, 0))
+            self._sock.sendto(packet, (address, 0))
         except BlockingIOError:
             return None
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:
                 return None
-            raise
+            if not self._pending_error(exc):
+                raise
+            return self._send_again(packet, (address, 0))
+        return sent_ns
 
-    def _sendto(self, packet: bytes, destination: tuple[str, int]) -> int:
-        """One ``sendto``; the time just before it, in ns (CLOCK_REALTIME).
+    def _pending_error(self, exc: OSError) -> bool:
+        """Whether a failed send may have failed for another request's ICMP error.
 
         On a socket that reads its error queue, a queued ICMP error also sets the socket's
         pending error, and the kernel returns a pending error from the next send on the
         socket, whatever its destination (``sock_alloc_send_pskb`` calls ``sock_error``):
-        that send fails and its packet does not leave. The error is consumed by being
-        returned, so the send is tried again; an error that comes back every time is the
-        kernel's answer to this packet.
+        that send fails and its packet does not leave. Returning the error consumed it, so
+        the send is worth trying again (:meth:`_send_again`).
         """
-        attempts = _PENDING_ERROR_ATTEMPTS if self.reads_error_queue else 1
-        while True:
+        return self.reads_error_queue and exc.errno in _ICMP_ERRNOS
+
+    def _send_again(self, packet: bytes, destination: tuple[str, int]) -> int | None:
+        """Retry a send that failed with a pending error; the send time in ns, or None for
+        "not now" (EAGAIN, ENOBUFS), as :meth:`try_send` says it.
+
+        Each try may meet one more error that arrived meanwhile; an error that comes back
+        every time is the kernel's answer to this packet, and is raised.
+        """
+        for attempt in range(2, _PENDING_ERROR_ATTEMPTS + 1):
             sent_ns = time.time_ns()
             try:
                 self._sock.sendto(packet, destination)
+            except BlockingIOError:
+                return None
             except OSError as exc:
-                attempts -= 1
-                if attempts == 0 or exc.errno not in _ICMP_ERRNOS:
+                if exc.errno == errno.ENOBUFS:
+                    return None
+                if attempt == _PENDING_ERROR_ATTEMPTS or not self._pending_error(exc):
                     raise
             else:
                 return sent_ns
+        raise AssertionError("the last attempt returns or raises")
 
     async def send(self, packet: bytes, address: str) -> int:
         """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
@@ -193,11 +208,18 @@ class IcmpSocket:
         destination = (address, 0)
         retries = 0
         while True:
+            sent_ns = time.time_ns()
             try:
-                sent_ns = self._sendto(packet, destination)
+                self._sock.sendto(packet, destination)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self._sock)
             except OSError as exc:
+                if self._pending_error(exc):
+                    again = self._send_again(packet, destination)
+                    if again is not None:
+                        return again
+                    await trio.sleep(_ENOBUFS_BACKOFF)  # not now: full, try shortly
+                    continue
                 if exc.errno != errno.ENOBUFS or retries >= _ENOBUFS_RETRIES:
                     raise
                 retries += 1
