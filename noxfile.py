@@ -55,7 +55,7 @@ UNIT_CLI_COVERAGE = 80
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite: unit tests, then the live namespace lab; prints coverage of both.
+    """The test suite: unit tests (their coverage printed), then the live namespace lab.
 
     The unit tests run first and alone, so that their own coverage is measured and held
     to its floors; the live tests follow, untraced.
