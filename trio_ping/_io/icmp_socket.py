@@ -18,9 +18,10 @@ import struct
 import time
 from typing import Final
 
+import attrs
 import trio
 
-from trio_ping._io import error_queue
+from trio_ping._io import error_queue, socket_options
 from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 from trio_ping._proto import icmp
 
@@ -108,6 +109,7 @@ class IcmpSocket:
         if self.reads_error_queue:
             error_queue.enable(sock)
         self._errors: list[icmp.ErrorReport] = []
+        self._interface: str | None = None
         self._sock = sock
         self._reader = DatagramReader(sock)
         self._closed = False
@@ -137,27 +139,62 @@ class IcmpSocket:
         """The descriptor, for trio's wait functions."""
         return self._sock.fileno()
 
-    def try_send(self, packet: bytes, address: str) -> int | None:
+    def configure(
+        self,
+        *,
+        interface: str | None = None,
+        source: str | None = None,
+        mtu_discovery: socket_options.MtuDiscovery | None = None,
+    ) -> None:
+        """Send from ``interface`` and ``source``, with ``mtu_discovery`` (None: the
+        kernel's defaults); before the first send.
+
+        Raises:
+            OSError: the kernel refused an option (ENODEV, EADDRNOTAVAIL, ...).
+        """
+        socket_options.configure(
+            self._sock, interface=interface, source=source, mtu_discovery=mtu_discovery
+        )
+        self._interface = interface
+
+    def try_send(
+        self, packet: bytes, address: str, ancillary: socket_options.Ancillary = ()
+    ) -> int | None:
         """Send ``packet`` to ``address`` now, if the kernel takes it; return the send time.
 
-        The time is in ns (CLOCK_REALTIME). None means "not now": the send buffer or the
-        device queue is full (EAGAIN, ENOBUFS). Then await :meth:`send`, which waits for
-        the socket to become writable, or retries after a pause.
+        ``ancillary`` are control messages for this packet alone (its TTL, TOS: see
+        :func:`socket_options.ancillary`). The time is in ns (CLOCK_REALTIME). None means
+        "not now": the send buffer or the device queue is full (EAGAIN, ENOBUFS). Then
+        await :meth:`send`, which waits for the socket to become writable, or retries
+        after a pause.
 
         Raises:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
-                address, ...).
+                address, EMSGSIZE with the path MTU in its message, ...).
         """
         try:
-            return self._sendto(packet, (address, 0))
+            return self._sendto(packet, (address, 0), ancillary)
         except BlockingIOError:
             return None
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:
                 return None
+            if exc.errno == errno.EMSGSIZE:
+                raise self._too_long((address, 0)) from None
             raise
 
-    def _sendto(self, packet: bytes, destination: tuple[str, int]) -> int:
+    def _too_long(self, destination: tuple[str, int]) -> OSError:
+        """EMSGSIZE, saying the MTU the packet exceeded (iputils: "message too long")."""
+        mtu = socket_options.path_mtu(self.family, destination, self._interface)
+        reason = "message too long" if mtu is None else f"message too long, mtu={mtu}"
+        return OSError(errno.EMSGSIZE, reason)
+
+    def _sendto(
+        self,
+        packet: bytes,
+        destination: tuple[str, int],
+        ancillary: socket_options.Ancillary = (),
+    ) -> int:
         """One ``sendto``; the time just before it, in ns (CLOCK_REALTIME).
 
         On a socket that reads its error queue, a queued ICMP error also sets the socket's
@@ -171,7 +208,10 @@ class IcmpSocket:
         while True:
             sent_ns = time.time_ns()
             try:
-                self._sock.sendto(packet, destination)
+                if ancillary:
+                    self._sock.sendmsg((packet,), ancillary, 0, destination)
+                else:
+                    self._sock.sendto(packet, destination)
             except OSError as exc:
                 attempts -= 1
                 if attempts == 0 or exc.errno not in _ICMP_ERRNOS:
@@ -179,8 +219,11 @@ class IcmpSocket:
             else:
                 return sent_ns
 
-    async def send(self, packet: bytes, address: str) -> int:
-        """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
+    async def send(
+        self, packet: bytes, address: str, ancillary: socket_options.Ancillary = ()
+    ) -> int:
+        """Send ``packet`` to ``address`` with ``ancillary`` (as :meth:`try_send`); return
+        the send time in ns (CLOCK_REALTIME).
 
         Does not checkpoint when the kernel takes the packet at once: the caller decides
         when to yield. ENOBUFS (a full device queue) is retried briefly before it is
@@ -194,10 +237,12 @@ class IcmpSocket:
         retries = 0
         while True:
             try:
-                sent_ns = self._sendto(packet, destination)
+                sent_ns = self._sendto(packet, destination, ancillary)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self._sock)
             except OSError as exc:
+                if exc.errno == errno.EMSGSIZE:
+                    raise self._too_long(destination) from None
                 if exc.errno != errno.ENOBUFS or retries >= _ENOBUFS_RETRIES:
                     raise
                 retries += 1
@@ -263,9 +308,20 @@ class IcmpSocket:
         if self.raw_ipv4:  # the receiver's shortcut takes most replies before this
             return icmp.parse_ipv4(datagram.data)
         if self.family == socket.AF_INET6:
-            return icmp.parse_icmpv6(
+            message = icmp.parse_icmpv6(
                 datagram.data, source=datagram.source, hop_limit=datagram.hop_limit
             )
+            if len(datagram.source) > 16 and type(message) is icmp.ErrorReport:
+                # From a link-local router: the scope goes with the request's link-local
+                # destination (the key's address), not with the reporter's address.
+                scope = datagram.source[16:]
+                destination = message.destination
+                if destination[0] == 0xFE and destination[1] & 0xC0 == 0x80:
+                    destination += scope
+                message = attrs.evolve(
+                    message, source=datagram.source[:16], destination=destination
+                )
+            return message
         return icmp.parse_icmpv4(datagram.data, source=datagram.source, ttl=datagram.hop_limit)
 
     def close(self) -> None:
