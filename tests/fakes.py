@@ -18,6 +18,7 @@ import itertools
 import math
 import socket
 import struct
+import sys
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -26,6 +27,7 @@ import trio
 from tests.lab import packets
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._io.socket_options import Ancillary, MtuDiscovery
 from trio_ping._proto import icmp
 
 LOCAL = "192.0.2.100"
@@ -52,6 +54,8 @@ class Sent:
     packet: bytes
     """The ICMP message, without IP header."""
     address: str
+    ancillary: Ancillary = ()
+    """The control messages it was sent with (its TTL, TOS)."""
 
     @property
     def type(self) -> int:
@@ -117,6 +121,8 @@ class FakeIcmpSocket(IcmpSocket):
         self.refused: list[Sent] = []
         """Every request the peer had the kernel refuse."""
         self.closed = False
+        self.configured: dict[str, object] | None = None
+        """What configure() was given, if it was called."""
         self.pushback_every = 0
         """If set, every this-many-th try_send is pushed back (EAGAIN)."""
         self.slow_sends = 0
@@ -131,26 +137,36 @@ class FakeIcmpSocket(IcmpSocket):
         """There is none: the fake is never waited on directly."""
         raise OSError("FakeIcmpSocket has no file descriptor")
 
-    def try_send(self, packet: bytes, address: str) -> int | None:
+    def try_send(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int | None:
         """Record the request, ask the peer what comes back, and schedule it; but every
         ``pushback_every``-th call (if set) takes nothing, as with a full send buffer."""
         self._tries += 1
         if self.pushback_every and self._tries % self.pushback_every == 0:
             return None
-        return self._take(packet, address)
+        return self._take(packet, address, ancillary)
 
-    async def send(self, packet: bytes, address: str) -> int:
+    async def send(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int:
         """What follows a pushback: the kernel has room again at once, so, like the real
         socket's retry that succeeds, this takes the request without a checkpoint."""
         self.slow_sends += 1
-        return self._take(packet, address)
+        return self._take(packet, address, ancillary)
 
-    def _take(self, packet: bytes, address: str) -> int:
+    def configure(
+        self,
+        *,
+        interface: str | None = None,
+        source: str | None = None,
+        mtu_discovery: MtuDiscovery | None = None,
+    ) -> None:
+        """Record the socket options, as the kernel would take them."""
+        self.configured = {"interface": interface, "source": source, "mtu_discovery": mtu_discovery}
+
+    def _take(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int:
         if self.closed:
             raise trio.ClosedResourceError
         if not self.raw:
             packet = _with_ident(packet, SOCKET_IDENT)
-        sent = Sent(trio.current_time(), packet, address)
+        sent = Sent(trio.current_time(), packet, address, ancillary)
         try:
             deliveries = list(self.peer(sent))
         except OSError:
@@ -180,9 +196,15 @@ class FakeIcmpSocket(IcmpSocket):
             if _ICMP_HEADER.unpack_from(packet)[3] != SOCKET_IDENT:
                 return
             data, hop_limit = packet, data[8]
+        source = packets.packed(delivery.source)
+        if "%" in delivery.source and source[0] == 0xFE:
+            # As the real reader: a link-local source carries its scope (Datagram.source).
+            zone = delivery.source.split("%", 1)[1]
+            scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
+            source += scope.to_bytes(4, sys.byteorder)
         datagram = Datagram(
             data,
-            packets.packed(delivery.source),
+            source,
             self.epoch_ns + to_ns(due),
             delivery.kernel_timestamp,
             hop_limit,

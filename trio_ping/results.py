@@ -18,6 +18,7 @@ construction lives inside them.
 
 from __future__ import annotations
 
+import datetime
 import enum
 from typing import Final
 
@@ -82,6 +83,18 @@ class PingResult:
     target: str | None = None
     """What the caller asked to ping (a host name, or the address as written), when it
     was given; :attr:`address` is what it resolved to."""
+    sent_ns: int | None = None
+    """When the request was sent (for SEND_FAILED: tried), ns since the Unix epoch
+    (CLOCK_REALTIME, read just before the send call)."""
+
+    @property
+    def sent_at(self) -> datetime.datetime | None:
+        """:attr:`sent_ns` as an aware UTC datetime (microseconds), when known."""
+        if self.sent_ns is None:
+            return None
+        seconds, microseconds = divmod(self.sent_ns // 1000, 1_000_000)
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+        return moment.replace(microsecond=microseconds)
 
     @property
     def label(self) -> str:
@@ -102,7 +115,13 @@ _set = object.__setattr__
 
 
 def reply_result(
-    address: str, seq: int, rtt_us: int, ttl: int | None, kernel_timestamp: bool, target: str | None
+    address: str,
+    seq: int,
+    rtt_us: int,
+    ttl: int | None,
+    kernel_timestamp: bool,
+    target: str | None,
+    sent_ns: int | None = None,
 ) -> PingResult:
     """The result of an Echo request that a valid reply answered in time."""
     # One per reply: the instance dict is made whole and set in one call, bypassing the
@@ -129,6 +148,7 @@ def reply_result(
             "transmit_ms": None,
             "offset_ms": None,
             "target": target,
+            "sent_ns": sent_ns,
         },
     )
     return result
@@ -143,6 +163,7 @@ def timestamp_reply_result(
     times: tuple[int, int, int],
     offset_ms: float | None,
     target: str | None,
+    sent_ns: int | None = None,
 ) -> PingResult:
     """The result of a Timestamp request that a valid reply answered in time: ``times``
     are the reply's originate, receive and transmit times, ``offset_ms`` the clock offset
@@ -165,19 +186,41 @@ def timestamp_reply_result(
         transmit,
         offset_ms,
         target,
+        sent_ns,
     )
 
 
-def timeout_result(address: str, seq: int, target: str | None) -> PingResult:
+def timeout_result(
+    address: str, seq: int, target: str | None, sent_ns: int | None = None
+) -> PingResult:
     """The result of a request that no valid reply answered within its timeout."""
     # Positional, as timestamp_reply_result: one per request to a silent target.
     return PingResult(
-        address, seq, _TIMEOUT, None, None, None, None, None, True, None, None, None, None, target
+        address,
+        seq,
+        _TIMEOUT,
+        None,
+        None,
+        None,
+        None,
+        None,
+        True,
+        None,
+        None,
+        None,
+        None,
+        target,
+        sent_ns,
     )
 
 
 def icmp_error_result(
-    address: str, seq: int, reason: str, reported_by: str, target: str | None
+    address: str,
+    seq: int,
+    reason: str,
+    reported_by: str,
+    target: str | None,
+    sent_ns: int | None = None,
 ) -> PingResult:
     """The result of a request that an ICMP error from ``reported_by`` answered."""
     return PingResult(
@@ -195,11 +238,17 @@ def icmp_error_result(
         None,
         None,
         target,
+        sent_ns,
     )
 
 
 def send_failed_result(
-    address: str, seq: int, reason: str, errno: int | None, target: str | None
+    address: str,
+    seq: int,
+    reason: str,
+    errno: int | None,
+    target: str | None,
+    sent_ns: int | None = None,
 ) -> PingResult:
     """The result of a request the kernel refused to send, with its reason and errno."""
     return PingResult(
@@ -217,4 +266,5 @@ def send_failed_result(
         None,
         None,
         target,
+        sent_ns,
     )

@@ -96,7 +96,16 @@ def _address(text: str) -> str:
         ("10.0.0.256,3,100", _address("10.0.0.256")),
         ("-bad.example,3,100", _address("-bad.example")),
         ("a..b,3,100", _address("a..b")),
-        ("fe80::1%eth0,3,100", _address("fe80::1%eth0")),
+        ("fe80::1%,3,100", "fe80::1%: the zone after '%' must be an interface's name or index"),
+        ("192.0.2.1%eth0,3,100", "192.0.2.1%eth0: an IPv4 address has no zone (%eth0)"),
+        (
+            "2001:db8::1%eth0,3,100",
+            "2001:db8::1%eth0: a zone is for IPv6 link-local addresses (fe80::/10) only",
+        ),
+        (
+            "fe80::1%eth0%1,3,100",
+            "fe80::1%eth0%1: the zone after '%' must be an interface's name or index",
+        ),
         ("1::2::3,3,100", _address("1::2::3")),
         ("host name,3,100", _address("host name")),
         (f"{'a' * 64}.example,3,100", _address(f"{'a' * 64}.example")),
@@ -205,3 +214,17 @@ def test_an_ipv6_address_normalises_however_it_is_spelled(
     assert ip is not None
     # Upper case and exploded forms are accepted: passing them through would be wrong.
     assert normalised(text, *ip) == socket.inet_ntop(*ip)
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("fe80::1%eth0,1,1", "fe80::1%eth0"),
+        ("FE80:0::0:1%c0,1,1", "fe80::1%c0"),
+        ("febf::1%3,1,1", "febf::1%3"),
+    ],
+)
+def test_a_link_local_address_keeps_its_zone(text: str, address: str) -> None:
+    # RFC 4007 11: the zone says which link the address is on; it is kept as written,
+    # and the address before it normalised.
+    assert Target.parse(text).address == address

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -73,7 +74,9 @@ async def test_requests_leave_on_schedule_while_replies_are_slow(
     answered = by_seq(results)
     assert sorted(answered) == list(range(10))
     for seq, (at, result) in answered.items():
-        assert result == PingResult(TARGET, seq, Status.REPLY, rtt_us=300_000, ttl=64)
+        assert result == PingResult(
+            TARGET, seq, Status.REPLY, rtt_us=300_000, ttl=64, sent_ns=to_ns(send_times[seq])
+        )
         assert at == pytest.approx(send_times[seq] + 0.3, abs=EXACT)
 
 
@@ -131,7 +134,7 @@ async def test_silent_target_times_out_exactly_at_send_time_plus_timeout(
     timed_out = by_seq(results)
     assert sorted(timed_out) == [0, 1, 2]
     for seq, (at, result) in timed_out.items():
-        assert result == PingResult(TARGET, seq, Status.TIMEOUT)
+        assert result == PingResult(TARGET, seq, Status.TIMEOUT, sent_ns=to_ns(fake.sent[seq].time))
         assert not result.answered
         assert at == TimedOutAt(fake.sent[seq].time + 2.0)
     # The run ends with its last timeout, not later.
@@ -314,8 +317,13 @@ async def test_the_receivers_shortcut_and_its_general_path_report_alike(
             return [Delivery(0.004, reply_bytes(sent, options=options, ttl=57), sent.address)]
 
         async with pinger_over(FakeIcmpSocket(peer)) as pinger:
-            results.append([result for _, result in await collect(pinger, count=3, interval=0.01)])
+            run = [result for _, result in await collect(pinger, count=3, interval=0.01)]
+        # The clock runs on from one run to the next: send times count from each run's first.
+        first = run[0].sent_ns
+        assert first is not None
+        results.append([attrs.evolve(r, sent_ns=(r.sent_ns or 0) - first) for r in run])
     shortcut, general = results
+    assert [result.sent_ns for result in shortcut] == [0, to_ns(0.01), to_ns(0.02)]
     assert [(result.status, result.rtt_us) for result in shortcut] == [(Status.REPLY, 4000)] * 3
     assert shortcut == general
 
@@ -351,7 +359,12 @@ async def test_icmp_error_ends_the_probe_at_once(
     assert sorted(errors) == [0, 1]
     for seq, (at, result) in errors.items():
         assert result == PingResult(
-            TARGET, seq, Status.ICMP_ERROR, reason=reason, reported_by=ROUTER
+            TARGET,
+            seq,
+            Status.ICMP_ERROR,
+            reason=reason,
+            reported_by=ROUTER,
+            sent_ns=to_ns(fake.sent[seq].time),
         )
         assert at == pytest.approx(fake.sent[seq].time + 0.007, abs=EXACT)
 
@@ -435,7 +448,15 @@ async def test_ipv6_uses_an_icmpv6_socket(autojump_clock: trio.testing.MockClock
     assert [sent.packet[2:4] for sent in fake.sent] == [b"\0\0"] * 2  # the kernel's to fill
     assert [result for _, result in results] == [
         # Written differently from its normalised form: the results say what was asked.
-        PingResult("2001:db8::1", seq, Status.REPLY, rtt_us=3000, ttl=64, target="2001:DB8::0:1")
+        PingResult(
+            "2001:db8::1",
+            seq,
+            Status.REPLY,
+            rtt_us=3000,
+            ttl=64,
+            target="2001:DB8::0:1",
+            sent_ns=to_ns(fake.sent[seq].time),
+        )
         for seq in (0, 1)
     ]
 
@@ -498,6 +519,7 @@ async def test_timestamp_reply_gives_the_peers_times_and_the_offset(
             receive_ms=NOON_MS + 1000 * seq + 7,
             transmit_ms=NOON_MS + 1000 * seq + 7,
             offset_ms=5.0,
+            sent_ns=NOON_NS + to_ns(fake.sent[seq].time),
         )
         for seq in (0, 1)
     ]
@@ -555,7 +577,7 @@ async def test_timestamp_replies_that_do_not_answer_are_ignored(
 
     async with pinger_over(FakeIcmpSocket(peer, epoch_ns=NOON_NS)) as pinger:
         [(at, result)] = await collect_timestamps(pinger)
-    assert result == PingResult(TARGET, 0, Status.TIMEOUT)
+    assert result == PingResult(TARGET, 0, Status.TIMEOUT, sent_ns=NOON_NS)
     assert at == TimedOutAt(2.0)
 
 
@@ -569,7 +591,12 @@ async def test_icmp_error_about_a_timestamp_request(
     async with pinger_over(FakeIcmpSocket(peer, epoch_ns=NOON_NS)) as pinger:
         [(at, result)] = await collect_timestamps(pinger)
     assert result == PingResult(
-        TARGET, 0, Status.ICMP_ERROR, reason="Time to live exceeded", reported_by=ROUTER
+        TARGET,
+        0,
+        Status.ICMP_ERROR,
+        reason="Time to live exceeded",
+        reported_by=ROUTER,
+        sent_ns=NOON_NS,
     )
     assert at == pytest.approx(0.003, abs=EXACT)
 
@@ -654,7 +681,7 @@ async def test_a_reply_read_inside_the_expiry_slack_still_times_out(
     async with pinger_over(fake) as pinger:
         results = await collect(pinger, count=1, interval=1.0, timeout=1.0)
     [(at, result)] = results
-    assert result == PingResult(TARGET, 0, Status.TIMEOUT)
+    assert result == PingResult(TARGET, 0, Status.TIMEOUT, sent_ns=to_ns(fake.sent[0].time))
     assert at == TimedOutAt(1.0)
 
 
@@ -694,7 +721,8 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
             raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
         return []
 
-    async with pinger_over(FakeIcmpSocket(peer)) as pinger:
+    fake = FakeIcmpSocket(peer)
+    async with pinger_over(fake) as pinger:
         send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
         pinger.start(
             TARGET,
@@ -706,7 +734,15 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
         )
         results = sorted([result async for result in receive_channel], key=lambda r: r.seq)
     assert results == [
-        PingResult(TARGET, 0, Status.REPLY, rtt_us=2000, ttl=64, target="host.example"),
+        PingResult(
+            TARGET,
+            0,
+            Status.REPLY,
+            rtt_us=2000,
+            ttl=64,
+            target="host.example",
+            sent_ns=to_ns(fake.sent[0].time),
+        ),
         PingResult(
             TARGET,
             1,
@@ -714,6 +750,7 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
             reason="Time to live exceeded",
             reported_by=ROUTER,
             target="host.example",
+            sent_ns=to_ns(fake.sent[1].time),
         ),
         PingResult(
             TARGET,
@@ -723,6 +760,9 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
             errno=errno.ENETUNREACH,
             target="host.example",
         ),
-        PingResult(TARGET, 3, Status.TIMEOUT, target="host.example"),
+        # The refused request 2 was never sent: fake.sent holds those the kernel took.
+        PingResult(
+            TARGET, 3, Status.TIMEOUT, target="host.example", sent_ns=to_ns(fake.sent[2].time)
+        ),
     ]
     assert {result.label for result in results} == {"host.example"}

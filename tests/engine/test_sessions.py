@@ -30,6 +30,7 @@ from trio_ping import SocketPermissionError
 from trio_ping._engine.sessions import (
     PAYLOAD_HEAD,
     PAYLOAD_SIZE,
+    SHORT_PAYLOAD_IDENT,
     Session,
     Sessions,
     ident_in_payload,
@@ -268,8 +269,10 @@ def test_the_identifier_is_read_back_from_a_payload() -> None:
     assert ident_in_payload(session.payload) == session.ident
     assert ident_in_payload(session.payload + b"more") == session.ident
     assert ident_in_payload(session.payload[: PAYLOAD_HEAD.size]) == session.ident
-    assert ident_in_payload(session.payload[: PAYLOAD_HEAD.size - 1]) is None
-    assert ident_in_payload(b"") is None
+    # The identifier follows the 8-byte cookie: 10 bytes carry it, 9 cannot.
+    assert ident_in_payload(session.payload[:10]) == session.ident
+    assert ident_in_payload(session.payload[:9]) == SHORT_PAYLOAD_IDENT
+    assert ident_in_payload(b"") == SHORT_PAYLOAD_IDENT
 
 
 def test_identifiers_are_unique_per_address_and_freed_when_a_session_ends() -> None:

@@ -28,9 +28,16 @@ from typing import Final
 import trio
 
 from trio_ping._engine.alarm import Alarm, SleepUntil
-from trio_ping._engine.sessions import Session, Sessions, ident_in_payload, probe_key
+from trio_ping._engine.sessions import (
+    PAYLOAD_SIZE,
+    Session,
+    Sessions,
+    ident_in_payload,
+    probe_key,
+)
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping._proto.batching import busy
 from trio_ping._proto.schedule import Schedule
@@ -119,10 +126,13 @@ class SocketEngine:
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool = False,
         target: str | None = None,
+        size: int = PAYLOAD_SIZE,
+        ancillary: Ancillary = (),
     ) -> Session:
         """Plan ``count`` requests to ``address``, the first now; results go to ``results``.
 
-        Echo requests, or with ``timestamp`` ICMP Timestamp requests (IPv4 only). The
+        Echo requests of ``size`` payload bytes, or with ``timestamp`` ICMP Timestamp
+        requests (IPv4 only), each sent with the control messages ``ancillary``. The
         channel is closed after the last result. Must be called from a trio task.
 
         Raises:
@@ -141,6 +151,8 @@ class SocketEngine:
             results=results,
             timestamp=timestamp,
             target=target,
+            size=size,
+            ancillary=ancillary,
         )
         if start < self._pacing.moment:
             self._pacing.bring_forward(start)
@@ -192,7 +204,7 @@ class SocketEngine:
             session, seq = popped
             packet, fingerprint = self._request(session, seq)
             try:
-                sent_ns = try_send(packet, session.address)
+                sent_ns = try_send(packet, session.address, session.ancillary)
             except OSError as exc:
                 self._send_failed(session, seq, exc)
                 continue
@@ -205,7 +217,7 @@ class SocketEngine:
         """Send one request, waiting for the socket as long as it takes."""
         packet, fingerprint = self._request(session, seq)
         try:
-            sent_ns = await self._socket.send(packet, session.address)
+            sent_ns = await self._socket.send(packet, session.address, session.ancillary)
         except OSError as exc:
             self._send_failed(session, seq, exc)
             return
@@ -334,6 +346,7 @@ class SocketEngine:
                 ttl,
                 datagram.kernel_timestamp,
                 session.target,
+                probe.sent_ns,
             )
         else:
             result = _timestamp_result(probe, rtt_us, ttl, datagram, timestamps)
@@ -366,7 +379,9 @@ class SocketEngine:
         session = probe.owner
         self._settle(
             session,
-            icmp_error_result(session.address, probe.seq, message.reason, reporter, session.target),
+            icmp_error_result(
+                session.address, probe.seq, message.reason, reporter, session.target, probe.sent_ns
+            ),
         )
 
     # Timeouts ------------------------------------------------------------------------
@@ -378,7 +393,10 @@ class SocketEngine:
             await self._expiry.wait(self._tracker.next_deadline() + EXPIRY_SLACK)
             for probe in self._tracker.expire(self._now()):
                 session = probe.owner
-                settle(session, timeout_result(session.address, probe.seq, session.target))
+                settle(
+                    session,
+                    timeout_result(session.address, probe.seq, session.target, probe.sent_ns),
+                )
 
 
 def _timestamp_result(
@@ -401,6 +419,7 @@ def _timestamp_result(
         (message.originate, message.receive, message.transmit),
         offset_ms,
         session.target,
+        probe.sent_ns,
     )
 
 

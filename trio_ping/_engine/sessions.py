@@ -16,6 +16,7 @@ import attrs
 import trio
 
 from trio_ping._io.icmp_socket import SocketPermissionError
+from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping._proto.schedule import Plan, Schedule
 from trio_ping._proto.tracker import ProbeKey, Tracker
@@ -33,6 +34,29 @@ header (see :func:`ident_in_payload`)."""
 
 _PADDING: Final = bytes(range(0x10, 0x10 + PAYLOAD_SIZE - PAYLOAD_HEAD.size))
 """What follows the head, to PAYLOAD_SIZE: the same for every session."""
+
+_IDENT_END: Final = 10
+"""Where the identifier ends in the payload head (after the 8-byte cookie)."""
+
+SHORT_PAYLOAD_IDENT: Final = -1
+"""The session identifier, in the tracker's keys, of a session on a datagram socket whose
+payload is too short to carry its identifier (under 10 bytes): the kernel owns the header's,
+so nothing in a reply tells such sessions to one address apart, and only one may run at a
+time per address."""
+
+
+def payload_for(head: bytes, size: int) -> bytes:
+    """An Echo payload of ``size`` bytes: ``head`` then padding, or ``head`` cut short.
+
+    Padding counts up from 0x10 as iputils fills it (so the default 56 bytes are what
+    trio-ping always sent). A payload shorter than the head keeps its first bytes: a
+    reply must then echo what is there (at least part of the cookie from one byte on).
+    """
+    if size <= len(head):
+        return head[:size]
+    if size == PAYLOAD_SIZE:
+        return head + _PADDING
+    return head + bytes((0x10 + i) & 0xFF for i in range(size - len(head)))
 
 
 @attrs.define(eq=False)
@@ -59,6 +83,8 @@ class Session:
     duplicates: int = 0
     """Valid replies that came again for requests already answered (iputils' DUP!)."""
     finished: bool = False
+    ancillary: Ancillary = ()
+    """Control messages sent with each request (its TTL, TOS), empty for the socket's."""
 
 
 def probe_key(session: Session, seq: int) -> ProbeKey:
@@ -67,12 +93,14 @@ def probe_key(session: Session, seq: int) -> ProbeKey:
 
 
 def ident_in_payload(payload: bytes) -> int | None:
-    """The session identifier an Echo payload of ours carries; None if it is too short
-    to carry one (it cannot then be an answer to us)."""
-    if len(payload) < PAYLOAD_HEAD.size:
-        return None
-    ident: int = PAYLOAD_HEAD.unpack_from(payload)[1]
-    return ident
+    """The session identifier an Echo payload of ours carries (it follows the cookie), or
+    :data:`SHORT_PAYLOAD_IDENT` if it is too short to carry one: on a datagram socket,
+    which reads identifiers from payloads, that names the one short-payload session an
+    address may have. (The result is never None; the type says it may be, for callers
+    written when a short payload could not be ours.)"""
+    if len(payload) < _IDENT_END:
+        return SHORT_PAYLOAD_IDENT
+    return int.from_bytes(payload[8:_IDENT_END], "big")
 
 
 class Sessions:
@@ -111,12 +139,18 @@ class Sessions:
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool,
         target: str | None,
+        size: int = PAYLOAD_SIZE,
+        ancillary: Ancillary = (),
     ) -> Session:
         """Plan ``count`` requests to ``address``, the first at ``start``; return the session.
 
+        Echo requests carry ``size`` payload bytes (Timestamp requests have a fixed size);
+        every request is sent with the control messages ``ancillary``.
+
         Raises:
             ValueError: a Timestamp session on an IPv6 socket (ICMPv6 has no such message),
-                or every identifier is in use for ``packed``.
+                every identifier is in use for ``packed``, or, on a datagram socket, a
+                payload under 10 bytes while another such session runs to ``packed``.
             SocketPermissionError: a Timestamp session on an ICMP datagram socket, which
                 carries only Echo.
         """
@@ -131,12 +165,15 @@ class Sessions:
             request_type = icmp.TIMESTAMP_REQUEST
         else:
             request_type = icmp.ICMPV6_ECHO_REQUEST if self._ipv6 else icmp.ECHO_REQUEST
-        ident = self._allocate_ident(packed)
+        short = not self._raw and not timestamp and size < _IDENT_END
+        ident = self._allocate_short(packed) if short else self._allocate_ident(packed)
         self._session_numbers += 1
-        payload = (
-            PAYLOAD_HEAD.pack(self._cookie, ident, self._session_numbers & 0xFFFFFFFF) + _PADDING
+        head = PAYLOAD_HEAD.pack(self._cookie, max(ident, 0), self._session_numbers & 0xFFFFFFFF)
+        payload = payload_for(head, size)
+        # A short session's header identifier is the kernel's to write: any will do.
+        template = (
+            None if timestamp else icmp.EchoRequestTemplate(max(ident, 0), payload, ipv6=self._ipv6)
         )
-        template = None if timestamp else icmp.EchoRequestTemplate(ident, payload, ipv6=self._ipv6)
         session = Session(
             address,
             packed,
@@ -149,6 +186,7 @@ class Sessions:
             count,
             template,
             target=target,
+            ancillary=ancillary,
         )
         session.plan = self._schedule.add(session, start=start, interval=interval, count=count)
         self._open.add(session)
@@ -192,6 +230,15 @@ class Sessions:
                 self._idents_in_use.add((packed, ident))
                 return ident
         raise ValueError("all 65,536 ICMP identifiers are in use for this address")
+
+    def _allocate_short(self, packed: bytes) -> int:
+        if (packed, SHORT_PAYLOAD_IDENT) in self._idents_in_use:
+            raise ValueError(
+                "on an ICMP datagram socket, only one session at a time per address may send "
+                "payloads under 10 bytes (they cannot carry the session's identifier)"
+            )
+        self._idents_in_use.add((packed, SHORT_PAYLOAD_IDENT))
+        return SHORT_PAYLOAD_IDENT
 
     def _finish(self, session: Session) -> None:
         session.finished = True

@@ -18,9 +18,10 @@ import struct
 import time
 from typing import Final
 
+import attrs
 import trio
 
-from trio_ping._io import error_queue
+from trio_ping._io import error_queue, socket_options
 from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 from trio_ping._proto import icmp
 
@@ -44,7 +45,7 @@ RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 """Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
 
 _PENDING_ERROR_ATTEMPTS: Final = 4
-"""Sends tried while each fails with a pending ICMP error (see IcmpSocket._pending_error): one
+"""Sends tried while each fails with a pending ICMP error (see IcmpSocket._after_refusal): one
 for each error that may arrive between two tries, and the last is believed."""
 # The errors the kernel makes of ICMP errors (icmp_err_convert, icmpv6_err_convert).
 _ICMP_ERRNOS: Final = frozenset(
@@ -108,6 +109,7 @@ class IcmpSocket:
         if self.reads_error_queue:
             error_queue.enable(sock)
         self._errors: list[icmp.ErrorReport] = []
+        self._interface: str | None = None
         self._sock = sock
         self._reader = DatagramReader(sock)
         self._closed = False
@@ -137,65 +139,59 @@ class IcmpSocket:
         """The descriptor, for trio's wait functions."""
         return self._sock.fileno()
 
-    def try_send(self, packet: bytes, address: str) -> int | None:
+    def configure(
+        self,
+        *,
+        interface: str | None = None,
+        source: str | None = None,
+        mtu_discovery: socket_options.MtuDiscovery | None = None,
+    ) -> None:
+        """Send from ``interface`` and ``source``, with ``mtu_discovery`` (None: the
+        kernel's defaults); before the first send.
+
+        Raises:
+            OSError: the kernel refused an option (ENODEV, EADDRNOTAVAIL, ...).
+        """
+        socket_options.configure(
+            self._sock, interface=interface, source=source, mtu_discovery=mtu_discovery
+        )
+        self._interface = interface
+
+    def try_send(
+        self, packet: bytes, address: str, ancillary: socket_options.Ancillary = ()
+    ) -> int | None:
         """Send ``packet`` to ``address`` now, if the kernel takes it; return the send time.
 
-        The time is in ns (CLOCK_REALTIME). None means "not now": the send buffer or the
-        device queue is full (EAGAIN, ENOBUFS). Then await :meth:`send`, which waits for
-        the socket to become writable, or retries after a pause.
+        ``ancillary`` are control messages for this packet alone (its TTL, TOS: see
+        :func:`socket_options.ancillary`). The time is in ns (CLOCK_REALTIME). None means
+        "not now": the send buffer or the device queue is full (EAGAIN, ENOBUFS). Then
+        await :meth:`send`, which waits for the socket to become writable, or retries
+        after a pause.
 
         Raises:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
-                address, ...).
+                address, EMSGSIZE with the path MTU in its message, ...).
         """
+        destination = (address, 0)
         sent_ns = time.time_ns()
         try:
-            self._sock.sendto(packet, (address, 0))
+            if ancillary:
+                self._sock.sendmsg((packet,), ancillary, 0, destination)
+            else:
+                self._sock.sendto(packet, destination)
         except BlockingIOError:
             return None
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:
                 return None
-            if not self._pending_error(exc):
-                raise
-            return self._send_again(packet, (address, 0))
+            return self._after_refusal(exc, packet, destination, ancillary)
         return sent_ns
 
-    def _pending_error(self, exc: OSError) -> bool:
-        """Whether a failed send may have failed for another request's ICMP error.
-
-        On a socket that reads its error queue, a queued ICMP error also sets the socket's
-        pending error, and the kernel returns a pending error from the next send on the
-        socket, whatever its destination (``sock_alloc_send_pskb`` calls ``sock_error``):
-        that send fails and its packet does not leave. Returning the error consumed it, so
-        the send is worth trying again (:meth:`_send_again`).
-        """
-        return self.reads_error_queue and exc.errno in _ICMP_ERRNOS
-
-    def _send_again(self, packet: bytes, destination: tuple[str, int]) -> int | None:
-        """Retry a send that failed with a pending error; the send time in ns, or None for
-        "not now" (EAGAIN, ENOBUFS), as :meth:`try_send` says it.
-
-        Each try may meet one more error that arrived meanwhile; an error that comes back
-        every time is the kernel's answer to this packet, and is raised.
-        """
-        for attempt in range(2, _PENDING_ERROR_ATTEMPTS + 1):
-            sent_ns = time.time_ns()
-            try:
-                self._sock.sendto(packet, destination)
-            except BlockingIOError:
-                return None
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    return None
-                if attempt == _PENDING_ERROR_ATTEMPTS or not self._pending_error(exc):
-                    raise
-            else:
-                return sent_ns
-        raise AssertionError("the last attempt returns or raises")
-
-    async def send(self, packet: bytes, address: str) -> int:
-        """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
+    async def send(
+        self, packet: bytes, address: str, ancillary: socket_options.Ancillary = ()
+    ) -> int:
+        """Send ``packet`` to ``address`` with ``ancillary`` (as :meth:`try_send`); return
+        the send time in ns (CLOCK_REALTIME).
 
         Does not checkpoint when the kernel takes the packet at once: the caller decides
         when to yield. ENOBUFS (a full device queue) is retried briefly before it is
@@ -203,29 +199,85 @@ class IcmpSocket:
 
         Raises:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
-                address, ENOBUFS after retries, ...).
+                address, EMSGSIZE with the path MTU in its message, ENOBUFS after
+                retries, ...).
         """
         destination = (address, 0)
         retries = 0
         while True:
             sent_ns = time.time_ns()
             try:
-                self._sock.sendto(packet, destination)
+                self._transmit(packet, destination, ancillary)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self._sock)
+                continue
             except OSError as exc:
-                if self._pending_error(exc):
-                    again = self._send_again(packet, destination)
+                if exc.errno != errno.ENOBUFS:
+                    again = self._after_refusal(exc, packet, destination, ancillary)
                     if again is not None:
                         return again
-                    await trio.sleep(_ENOBUFS_BACKOFF)  # not now: full, try shortly
-                    continue
-                if exc.errno != errno.ENOBUFS or retries >= _ENOBUFS_RETRIES:
+                if retries >= _ENOBUFS_RETRIES:
                     raise
                 retries += 1
                 await trio.sleep(_ENOBUFS_BACKOFF)
-            else:
-                return sent_ns
+                continue
+            return sent_ns
+
+    def _transmit(
+        self, packet: bytes, destination: tuple[str, int], ancillary: socket_options.Ancillary
+    ) -> None:
+        if ancillary:
+            self._sock.sendmsg((packet,), ancillary, 0, destination)
+        else:
+            self._sock.sendto(packet, destination)
+
+    def _after_refusal(
+        self,
+        exc: OSError,
+        packet: bytes,
+        destination: tuple[str, int],
+        ancillary: socket_options.Ancillary,
+    ) -> int | None:
+        """What a send the kernel refused with ``exc`` (not ENOBUFS) comes to.
+
+        On a socket that reads its error queue, a queued ICMP error also sets the socket's
+        pending error, and the kernel returns a pending error from the next send on the
+        socket, whatever its destination (``sock_alloc_send_pskb`` calls ``sock_error``):
+        that send fails and its packet does not leave. Returning the error consumed it, so
+        the send is tried again, as often as errors may arrive between two tries; an error
+        that comes back every time is the kernel's answer to this packet.
+
+        Returns:
+            The send time of a retry that went through, or None for "not now" (EAGAIN,
+            ENOBUFS on a retry).
+
+        Raises:
+            OSError: the refusal stands (EMSGSIZE with the path MTU in its message).
+        """
+        if self.reads_error_queue and exc.errno in _ICMP_ERRNOS:
+            for attempt in range(2, _PENDING_ERROR_ATTEMPTS + 1):
+                sent_ns = time.time_ns()
+                try:
+                    self._transmit(packet, destination, ancillary)
+                except BlockingIOError:
+                    return None
+                except OSError as again:
+                    if again.errno == errno.ENOBUFS:
+                        return None
+                    exc = again
+                    if attempt == _PENDING_ERROR_ATTEMPTS or exc.errno not in _ICMP_ERRNOS:
+                        break
+                else:
+                    return sent_ns
+        if exc.errno == errno.EMSGSIZE:
+            raise self._too_long(destination) from None
+        raise exc
+
+    def _too_long(self, destination: tuple[str, int]) -> OSError:
+        """EMSGSIZE, saying the MTU the packet exceeded (iputils: "message too long")."""
+        mtu = socket_options.path_mtu(self.family, destination, self._interface)
+        reason = "message too long" if mtu is None else f"message too long, mtu={mtu}"
+        return OSError(errno.EMSGSIZE, reason)
 
     async def receive_batch(self, limit: int = CAPACITY) -> list[Datagram]:
         """Wait until the socket is readable, then read what is queued (up to ``limit``).
@@ -285,9 +337,20 @@ class IcmpSocket:
         if self.raw_ipv4:  # the receiver's shortcut takes most replies before this
             return icmp.parse_ipv4(datagram.data)
         if self.family == socket.AF_INET6:
-            return icmp.parse_icmpv6(
+            message = icmp.parse_icmpv6(
                 datagram.data, source=datagram.source, hop_limit=datagram.hop_limit
             )
+            if len(datagram.source) > 16 and type(message) is icmp.ErrorReport:
+                # From a link-local router: the scope goes with the request's link-local
+                # destination (the key's address), not with the reporter's address.
+                scope = datagram.source[16:]
+                destination = message.destination
+                if destination[0] == 0xFE and destination[1] & 0xC0 == 0x80:
+                    destination += scope
+                message = attrs.evolve(
+                    message, source=datagram.source[:16], destination=destination
+                )
+            return message
         return icmp.parse_icmpv4(datagram.data, source=datagram.source, ttl=datagram.hop_limit)
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from trio_ping.cli.output import (
     format_timestamp_csv,
     json_formatter,
     json_line,
+    with_send_time,
     write_all,
     write_results,
 )
@@ -70,6 +71,8 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         formatter = json_formatter(timestamp=config.timestamp)
     else:
         formatter = format_timestamp_csv if config.timestamp else format_csv
+        if config.send_times:
+            formatter = with_send_time(formatter)
     run = Run(env.stderr, config.verbose, formatter, statistics={} if config.summary else None)
     try:
         trio.run(_run, config, run, env, stdout, clock=env.clock)
@@ -123,7 +126,11 @@ async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:
             # The writer ends when every session's channel clone and ours are closed.
             async with (
                 open_pinger(
-                    socket_factory=env.socket_factory, precise_pacing=env.precise_pacing
+                    socket_factory=env.socket_factory,
+                    precise_pacing=env.precise_pacing,
+                    interface=config.interface,
+                    source=config.source,
+                    mtu_discovery=config.mtu_discovery,
                 ) as pinger,
                 trio.open_nursery() as work,
             ):
@@ -269,6 +276,9 @@ class _Starter:
                 results=results,
                 timestamp=self.config.timestamp,
                 target=label,
+                size=self.config.size,
+                ttl=self.config.ttl,
+                tos=self.config.tos,
             )
         except SocketPermissionError as exc:
             self.run.error_once(str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -48,6 +49,33 @@ def format_timestamp_csv(result: PingResult) -> str:
     )
 
 
+def with_send_time(formatter: Formatter) -> Formatter:
+    """``formatter``'s CSV line with one more field (``-D``): the request's send time in
+    Unix seconds with 6 decimals, empty for a request that was never sent."""
+
+    def format_with_send_time(result: PingResult) -> str:
+        line = formatter(result)
+        return f"{line[:-1]},{unix_seconds(result.sent_ns)}\n"
+
+    return format_with_send_time
+
+
+def unix_seconds(ns: int | None) -> str:
+    """ns since the epoch as seconds with 6 decimals, exactly (no float rounding)."""
+    if ns is None:
+        return ""
+    seconds, microseconds = divmod(ns // 1000, 1_000_000)
+    return f"{seconds}.{microseconds:06d}"
+
+
+def rfc3339(ns: int | None) -> str | None:
+    """ns since the epoch in RFC 3339 UTC with microseconds, 2026-12-02T04:17:47.900813Z."""
+    if ns is None:
+        return None
+    seconds, microseconds = divmod(ns // 1000, 1_000_000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{microseconds:06d}Z"
+
+
 JSON_SCHEMA_VERSION: Final = 1
 
 _EVENTS: Final = {Status.REPLY: "reply", Status.TIMEOUT: "timeout"}
@@ -66,8 +94,8 @@ def json_formatter(*, timestamp: bool) -> Formatter:
 
     Every request event has the same keys, null where they do not apply, so a consumer
     never has to test for a key: ``v, event, target, address, seq, rtt_us, ttl, error,
-    reason, from``, and in timestamp mode also ``originate_ms, receive_ms, transmit_ms,
-    offset_ms``.
+    reason, from, sent_at`` (the send time, RFC 3339 UTC; null if never sent), and in
+    timestamp mode also ``originate_ms, receive_ms, transmit_ms, offset_ms``.
     """
 
     def format_json(result: PingResult) -> str:
@@ -82,6 +110,7 @@ def json_formatter(*, timestamp: bool) -> Formatter:
             "error": _ERROR_KINDS.get(result.status),
             "reason": result.reason,
             "from": result.reported_by,
+            "sent_at": rfc3339(result.sent_ns),
         }
         if timestamp:
             record.update(

@@ -56,7 +56,10 @@ class Target:
 
 
 def _parse_address(text: str) -> str | None:
-    address = address_for(text)
+    try:
+        address = address_for(text)
+    except ValueError as exc:  # a zone where none can be
+        raise TargetError(str(exc)) from None
     if address is not None:
         return address
     if is_host_name(text):
