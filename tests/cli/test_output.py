@@ -225,7 +225,7 @@ async def test_results_are_written_when_cancelled_during_a_write_that_waits() ->
         send_channel.close()
 
 
-@pytest.mark.parametrize("kind", ["empty pipe", "regular file"])
+@pytest.mark.parametrize("kind", ["empty pipe", "regular file", "/dev/null"])
 async def test_a_write_that_cannot_wait_takes_no_thread(
     monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, kind: str
 ) -> None:
@@ -234,11 +234,11 @@ async def test_a_write_that_cannot_wait_takes_no_thread(
 
     monkeypatch.setattr(trio.to_thread, "run_sync", no_thread)
     with a_pipe() as (read_fd, write_fd):
-        fd = (
-            write_fd
-            if kind == "empty pipe"
-            else os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
-        )
+        if kind == "empty pipe":
+            fd = write_fd
+        else:
+            path = "/dev/null" if kind == "/dev/null" else tmp_path / "out"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT)
         send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
         for seq in range(3):
             send_channel.send_nowait(result(seq))
@@ -248,4 +248,5 @@ async def test_a_write_that_cannot_wait_takes_no_thread(
             assert read_now(read_fd).count(b"\n") == 3
         else:
             os.close(fd)
+        if kind == "regular file":
             assert (tmp_path / "out").read_bytes().count(b"\n") == 3

@@ -35,6 +35,11 @@ results are kept: nothing is dropped, so the bound is this plus what those sessi
 still have to send."""
 
 
+_MEMORY_DEVICES: Final = 1
+"""The major number of /dev/null, /dev/zero, /dev/full (Linux
+Documentation/admin-guide/devices.txt)."""
+
+
 class OutputClosed(Exception):
     """Standard output's reader went away (``trio-ping ... | head -1``)."""
 
@@ -174,14 +179,16 @@ def _never_blocks(fd: int) -> Callable[[int], bool]:
     without waiting: the room is certain only when it is empty, because each unread
     buffer may hold as little as one write, and FIONREAD tells bytes, not buffers. (A
     second writer to the same pipe could fill it in between: then the write waits as
-    every write did before the writer had its thread.) Anything else (a terminal, a
-    socket, a device) may wait.
+    every write did before the writer had its thread.) The kernel's memory devices
+    (/dev/null, /dev/full, ...: major 1) take or refuse a write at once. Anything else (a
+    terminal, a socket, another device) may wait.
     """
     try:
-        mode = os.fstat(fd).st_mode
+        status = os.fstat(fd)
     except OSError:
         return lambda _: False  # the write will say what is wrong, in the thread
-    if stat.S_ISREG(mode):
+    mode = status.st_mode
+    if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and os.major(status.st_rdev) == _MEMORY_DEVICES):
         return lambda _: True
     if not stat.S_ISFIFO(mode):
         return lambda _: False
