@@ -127,6 +127,9 @@ class FakeIcmpSocket(IcmpSocket):
         """If set, every this-many-th try_send is pushed back (EAGAIN)."""
         self.slow_sends = 0
         """Calls to send: requests that were pushed back first."""
+        self.receiver_stalled_until = -math.inf
+        """Until this virtual time, receive_batch returns nothing: the receiving task is
+        held up (a process stopped, an event loop blocked) while replies wait in the socket."""
         self._tries = 0
         self._pending: list[tuple[float, int, Datagram | icmp.ErrorReport]] = []
         self._errors: list[icmp.ErrorReport] = []
@@ -233,25 +236,37 @@ class FakeIcmpSocket(IcmpSocket):
 
     async def receive_batch(self, limit: int = 256) -> list[Datagram]:
         """Wait until a delivery is due, then return every one that is (up to ``limit``);
-        queued errors that are due go to :meth:`take_errors`."""
+        queued errors that are due go to :meth:`take_errors`. Like IcmpSocket's, it yields
+        before it reads, never between the read and the return. Nothing is returned before
+        :attr:`receiver_stalled_until`."""
+        await trio.lowlevel.checkpoint()
         while True:
             if self.closed:
                 raise trio.ClosedResourceError
             now = trio.current_time()
-            if self._pending and self._pending[0][0] <= now:
-                batch: list[Datagram] = []
-                while self._pending and self._pending[0][0] <= now and len(batch) < limit:
-                    item = heapq.heappop(self._pending)[2]
-                    if type(item) is icmp.ErrorReport:
-                        self._errors.append(item)
-                    else:
-                        assert type(item) is Datagram
-                        batch.append(item)
-                await trio.lowlevel.checkpoint()
-                return batch
+            if now >= self.receiver_stalled_until and self._pending and self._pending[0][0] <= now:
+                return self._take_due(now, limit)
             next_due = self._pending[0][0] if self._pending else math.inf
-            with trio.move_on_at(next_due):
+            with trio.move_on_at(max(next_due, self.receiver_stalled_until)):
                 await self._lot.park()
+
+    def receive_nowait(self, limit: int = 256) -> list[Datagram]:
+        """Every delivery due by now (up to ``limit``), without waiting: as IcmpSocket's,
+        and regardless of :attr:`receiver_stalled_until`."""
+        if self.closed:
+            raise trio.ClosedResourceError
+        return self._take_due(trio.current_time(), limit)
+
+    def _take_due(self, now: float, limit: int) -> list[Datagram]:
+        batch: list[Datagram] = []
+        while self._pending and self._pending[0][0] <= now and len(batch) < limit:
+            item = heapq.heappop(self._pending)[2]
+            if type(item) is icmp.ErrorReport:
+                self._errors.append(item)
+            else:
+                assert type(item) is Datagram
+                batch.append(item)
+        return batch
 
     def close(self) -> None:
         """Mark closed and wake a waiting receiver."""

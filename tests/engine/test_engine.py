@@ -766,3 +766,69 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
         ),
     ]
     assert {result.label for result in results} == {"host.example"}
+
+
+# A receiver held up: the timeout task reads the socket first (issue 15) -------------------
+
+
+@pytest.mark.parametrize("raw", [True, False])
+async def test_a_reply_that_came_in_time_answers_however_late_it_is_read(
+    autojump_clock: trio.testing.MockClock, raw: bool
+) -> None:
+    # The receiving task sees nothing until 3 s (a stopped process, a blocked loop), long
+    # after the 1 s deadline; the reply reached the socket at 0.5 s. The timeout task wakes
+    # first and must read the socket before it expires anything.
+    fake = FakeIcmpSocket(echo(0.5), raw=raw)
+    fake.receiver_stalled_until = 3.0
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=1, interval=1.0, timeout=1.0)
+    [(at, result)] = results
+    assert (result.status, result.rtt_us) == (Status.REPLY, 500_000)
+    assert at == TimedOutAt(1.0)  # settled by the timeout task's read, not at 3 s
+
+
+async def test_a_reply_that_came_late_still_times_out_when_read_with_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Both replies wait unread in the socket when the timeout task wakes: the one that came
+    # within the timeout answers, the one that came after it does not.
+    def peer(sent: Sent) -> list[Delivery]:
+        delay = 0.2 if sent.seq == 0 else 1.002
+        return [Delivery(delay, reply_bytes(sent), sent.address)]
+
+    fake = FakeIcmpSocket(peer)
+    fake.receiver_stalled_until = 5.0
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=2, interval=0.001, timeout=1.0)
+    assert sorted((result.seq, result.status, result.rtt_us) for _, result in results) == [
+        (0, Status.REPLY, 200_000),
+        (1, Status.TIMEOUT, None),
+    ]
+
+
+async def test_an_icmp_error_that_came_in_time_ends_the_request_as_an_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # On a datagram socket the error is on the error queue, which the timeout task reads too.
+    def peer(sent: Sent) -> list[Delivery]:
+        data = error_bytes(sent, icmp.DESTINATION_UNREACHABLE, 1, ROUTER)
+        return [Delivery(0.1, data, ROUTER)]
+
+    fake = FakeIcmpSocket(peer, raw=False)
+    fake.receiver_stalled_until = 3.0
+    async with pinger_over(fake) as pinger:
+        [(_, result)] = await collect(pinger, count=1, interval=1.0, timeout=1.0)
+    assert (result.status, result.reported_by) == (Status.ICMP_ERROR, ROUTER)
+
+
+async def test_the_timeout_task_reads_every_batch_the_socket_holds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # More replies wait than one read takes (256): all must be read before any expires.
+    fake = FakeIcmpSocket(echo(0.01))
+    fake.receiver_stalled_until = 4.0
+    addresses = [f"192.0.2.{i}" for i in range(1, 201)] + [f"198.51.100.{i}" for i in range(1, 201)]
+    async with pinger_over(fake) as pinger:
+        results = await drain(start_each(pinger, addresses, count=1, interval=1.0))
+    assert len(results) == 400
+    assert {result.status for _, result in results} == {Status.REPLY}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import socket
 import time
+from collections.abc import Callable
 from typing import Final
 
 import trio
@@ -93,6 +94,7 @@ class SocketEngine:
         self._tracker: Tracker[Session] = Tracker()
         self._sessions = Sessions(self._schedule, self._tracker, ipv6=self._ipv6, raw=sock.raw)
         self._settle = self._sessions.settle
+        self._handle_batch = self._batch_handler()
         self._pacing = Alarm(sleep_until)  # the sender's: precise, cut short by a start
         self._expiry = Alarm()  # the timeout task's: a deadline, moved by an earlier one
         self.malformed = 0
@@ -261,6 +263,22 @@ class SocketEngine:
         """Read the socket whenever it is readable and settle the probes it answers."""
         current_time = self._now
         receive_batch = self._socket.receive_batch
+        handle_batch = self._handle_batch
+        last_wake = -math.inf
+        while True:
+            batch = await receive_batch(_RECEIVE_BATCH)
+            now = current_time()  # read after the receive: see round_trip_us
+            handle_batch(batch, now)
+            if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
+                await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
+            last_wake = now
+
+    def _batch_handler(self) -> Callable[[list[Datagram], float], None]:
+        """The one function that acts on a batch just read (and on the ICMP errors read with
+        it), for the receiver and the timeout task alike; ``now`` was read after the read.
+
+        A closure, so that the receiver's hot path keeps its names in locals.
+        """
         # The common case, an Echo Reply on a raw IPv4 socket that answers a request, goes
         # straight from the bytes to the tracker: no message object, no verdict. An Echo
         # Reply the tracker does not take is judged as a message, without a second parse;
@@ -269,18 +287,20 @@ class SocketEngine:
         echo_reply = icmp.echo_reply_ipv4
         answer = self._tracker.answer
         answered = self._answered
+        judge = self._judge
+        on_reply = self._on_reply
+        on_error = self._on_error
         reads_error_queue = self._socket.reads_error_queue
-        last_wake = -math.inf
-        while True:
-            batch = await receive_batch(_RECEIVE_BATCH)
-            now = current_time()  # read after the receive: see round_trip_us
+        take_errors = self._socket.take_errors
+
+        def handle_batch(batch: list[Datagram], now: float) -> None:
             if reads_error_queue:
-                for report in self._socket.take_errors():
-                    self._on_error(report)
+                for report in take_errors():
+                    on_error(report)
             for datagram in batch:
                 echo = echo_reply(datagram.data) if shortcut else None
                 if echo is None:
-                    self._judge(datagram, now)
+                    judge(datagram, now)
                     continue
                 source, ttl, ident, seq, payload = echo
                 key = (source, icmp.ECHO_REQUEST, ident, seq)
@@ -288,10 +308,9 @@ class SocketEngine:
                 if probe is not None:
                     answered(probe, ttl, datagram, now)
                 else:  # a duplicate, late, invalid or stray reply: parsed already
-                    self._on_reply(icmp.EchoReply(*echo), datagram, now)
-            if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
-                await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
-            last_wake = now
+                    on_reply(icmp.EchoReply(*echo), datagram, now)
+
+        return handle_batch
 
     def _judge(self, datagram: Datagram, now: float) -> None:
         """Act on one datagram in full: any ICMP message, from any kind of socket."""
@@ -387,16 +406,41 @@ class SocketEngine:
     # Timeouts ------------------------------------------------------------------------
 
     async def _expire_loop(self) -> None:
-        """End each request that is still unanswered at its deadline."""
+        """End each request that is still unanswered at its deadline.
+
+        Only once the socket has been read up to that deadline: a reply the kernel stamped
+        before it answers the request however late it is read (Tracker.answer compares
+        the stamp with the timeout). The receiver may not have read it yet: the loop was
+        blocked (a slow standard output, before the writer had its thread), the process
+        stopped (SIGSTOP, a suspended job, a paused VM), or both tasks woke in the same
+        pass after such a pause and this one runs first.
+        """
         settle = self._settle
         while True:
             await self._expiry.wait(self._tracker.next_deadline() + EXPIRY_SLACK)
-            for probe in self._tracker.expire(self._now()):
+            read_to = self._drain()
+            for probe in self._tracker.expire(read_to):
                 session = probe.owner
                 settle(
                     session,
                     timeout_result(session.address, probe.seq, session.target, probe.sent_ns),
                 )
+
+    def _drain(self) -> float:
+        """Read and act on everything the socket holds, without waiting; return a time by
+        which everything that had reached the socket has been read.
+
+        A non-blocking read beside the receiver, which alone waits on the socket: a batch
+        is never held across a checkpoint (IcmpSocket.receive_batch), so nothing read is
+        left for later.
+        """
+        receive_nowait = self._socket.receive_nowait
+        while True:
+            read_to = self._now()  # before the read: all that arrived by then is read
+            batch = receive_nowait(_RECEIVE_BATCH)
+            self._handle_batch(batch, self._now())
+            if len(batch) < _RECEIVE_BATCH:
+                return read_to
 
 
 def _timestamp_result(

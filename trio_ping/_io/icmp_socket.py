@@ -113,6 +113,8 @@ class IcmpSocket:
         self._sock = sock
         self._reader = DatagramReader(sock)
         self._closed = False
+        self._owes_checkpoint = False
+        """The last receive_batch read without waiting: the next yields before it reads."""
 
     @classmethod
     def open(cls, family: socket.AddressFamily = socket.AF_INET) -> IcmpSocket:
@@ -282,7 +284,11 @@ class IcmpSocket:
     async def receive_batch(self, limit: int = CAPACITY) -> list[Datagram]:
         """Wait until the socket is readable, then read what is queued (up to ``limit``).
 
-        Always checkpoints once, so a flood cannot starve the other tasks. On a socket
+        A flood cannot starve the other tasks: a call after one that read without waiting
+        yields before it reads. A batch is returned as soon as it is read, never held
+        across a checkpoint, so every datagram is either still in the socket, where
+        :meth:`receive_nowait` finds it, or in the caller's hands (the timeout task reads
+        the socket before it expires anything: trio_ping/_engine/engine.py). On a socket
         that :attr:`reads_error_queue`, returns (perhaps with no datagram) as soon as ICMP
         errors are queued: :meth:`take_errors` has them.
 
@@ -292,6 +298,10 @@ class IcmpSocket:
         """
         if self._closed:
             raise trio.ClosedResourceError("the ICMP socket is closed")
+        if self._owes_checkpoint:
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
         waited = False
         while True:
             try:
@@ -313,9 +323,37 @@ class IcmpSocket:
                 break
             if batch:  # else every datagram read was too long to be ours: read on
                 break
-        if not waited:
-            await trio.lowlevel.checkpoint()
+        self._owes_checkpoint = not waited
         return batch
+
+    def receive_nowait(self, limit: int = CAPACITY) -> list[Datagram]:
+        """What the socket holds now (up to ``limit``), without waiting: empty if nothing.
+
+        Safe beside a task waiting in :meth:`receive_batch` (only one task may *wait* on
+        the descriptor; any may read it). On a socket that :attr:`reads_error_queue`, the
+        error queue is read too: :meth:`take_errors` has its errors.
+
+        Raises:
+            trio.ClosedResourceError: the socket was closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the ICMP socket is closed")
+        if self.reads_error_queue:
+            self._drain_error_queue()
+        while True:
+            try:
+                batch = self._reader.read(limit)
+            except BlockingIOError:
+                return []
+            except OSError:
+                if not self.reads_error_queue:
+                    raise
+                # The pending error of a queued ICMP error, consumed by being returned:
+                # its entry is on the error queue, and the data behind it still to read.
+                self._drain_error_queue()
+                continue
+            if batch:
+                return batch
 
     def take_errors(self) -> list[icmp.ErrorReport]:
         """The ICMP errors read from the error queue since the last call (only on a socket

@@ -22,6 +22,7 @@ from trio_ping.cli.arguments import ArgumentsExit, Config, parse_arguments
 from trio_ping.cli.environment import Environment, Resolver
 from trio_ping.cli.input import target_lines
 from trio_ping.cli.output import (
+    Backlog,
     OutputClosed,
     OutputError,
     format_csv,
@@ -118,6 +119,9 @@ async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:
     if env.process_wide:
         _ignore_signals()
     send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+    # Unbounded, because a session whose channel is full is cancelled; the input waits
+    # instead while too many results are unwritten.
+    backlog = Backlog(lambda: receive_channel.statistics().current_buffer_used)
     # The receiver stays open until everything is written: a second Ctrl-C during the
     # shutdown is then one more signal to ignore, not a KeyboardInterrupt in a nursery.
     with env.signals() as signals:
@@ -134,8 +138,10 @@ async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:
                 ) as pinger,
                 trio.open_nursery() as work,
             ):
-                work.start_soon(_write, receive_channel, stdout, run, nursery.cancel_scope)
-                starter = _Starter(config, pinger, send_channel, run, work, env.stdin, env.resolve)
+                work.start_soon(_write, receive_channel, stdout, run, nursery.cancel_scope, backlog)
+                starter = _Starter(
+                    config, pinger, send_channel, run, work, env.stdin, env.resolve, backlog
+                )
                 async with send_channel:
                     await starter.start_all()
             malformed, invalid = pinger.discarded()
@@ -179,9 +185,10 @@ async def _write(
     stdout: int,
     run: Run,
     scope: trio.CancelScope,
+    backlog: Backlog,
 ) -> None:
     try:
-        await write_results(results, stdout, run.formatter, run.observe)
+        await write_results(results, stdout, run.formatter, run.observe, backlog)
     except OutputClosed:
         run.output_closed = True
         scope.cancel()
@@ -202,6 +209,8 @@ class _Starter:
     stdin: int | None
     """The descriptor to read target lines from where '-' is (None: closed)."""
     resolve: Resolver
+    backlog: Backlog
+    """Before each read of target lines, the starter waits while output is backed up."""
     _started: list[tuple[TargetStatistics, PingHandle]] = attrs.field(factory=list)
     _read: int = 0
     """Target lines read so far: a summary lists targets in this order."""
@@ -212,6 +221,9 @@ class _Starter:
             async for batch in batches:
                 for place, text in batch:
                     self._start_line(place, text)
+                # Stop reading while the output is backed up (a stalled reader): memory
+                # stays bounded, and the lines wait in the pipe, not here.
+                await self.backlog.wait_for_room()
 
     def _start_line(self, place: str, text: str) -> None:
         """Parse one target line and start it, or say why not."""
