@@ -8,6 +8,7 @@ last.
 
 from __future__ import annotations
 
+import math
 import secrets
 import struct
 from typing import Final
@@ -41,15 +42,17 @@ class Session:
 
     address: str
     packed: bytes
-    count: int
+    count: int | None
+    """Requests planned; None: until cancelled."""
     timeout: float
     request_type: int
     """ICMP Echo (8, or 128 for ICMPv6) or Timestamp (13)."""
     ident: int
     payload: bytes
     results: trio.MemorySendChannel[PingResult]
-    outstanding: int
-    """Requests whose result is not yet known (sent or still planned)."""
+    outstanding: float
+    """Requests whose result is not yet known (sent or still planned): infinite for a
+    session that runs until cancelled."""
     template: icmp.EchoRequestTemplate | None = None
     """Builds the Echo requests (None for Timestamp sessions)."""
     plan: Plan[Session] | None = None
@@ -59,11 +62,26 @@ class Session:
     duplicates: int = 0
     """Valid replies that came again for requests already answered (iputils' DUP!)."""
     finished: bool = False
+    wire: int = 0
+    """Where the next request's ICMP sequence number comes from: it is ``wire`` modulo
+    65,536, and ``wire`` counts up by one a request and by one for each number skipped
+    (see :meth:`Sessions.claim`)."""
+    wire_start: int = 0
+    """``wire`` when the session took its present identifier."""
 
 
 def probe_key(session: Session, seq: int) -> ProbeKey:
-    """The tracker's key for request ``seq`` of ``session``."""
+    """The tracker's key for ICMP sequence number ``seq`` of ``session``."""
     return (session.packed, session.request_type, session.ident, seq)
+
+
+_SEQUENCES: Final = 0x10000
+"""ICMP sequence numbers are 16 bits: they wrap modulo this."""
+
+_SKIPS_BEFORE_NEW_IDENT: Final = 64
+"""Sequence numbers :meth:`Sessions.claim` skips, at most, before it takes the session a
+new identifier: that many in a row still awaiting answers mean the identifier's sequence
+space is crowded (only with tens of thousands of requests in flight under it)."""
 
 
 def ident_in_payload(payload: bytes) -> int | None:
@@ -105,14 +123,15 @@ class Sessions:
         packed: bytes,
         *,
         start: float,
-        count: int,
+        count: int | None,
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool,
         target: str | None,
     ) -> Session:
-        """Plan ``count`` requests to ``address``, the first at ``start``; return the session.
+        """Plan ``count`` requests to ``address`` (None: until cancelled), the first at
+        ``start``; return the session.
 
         Raises:
             ValueError: a Timestamp session on an IPv6 socket (ICMPv6 has no such message),
@@ -132,10 +151,7 @@ class Sessions:
         else:
             request_type = icmp.ICMPV6_ECHO_REQUEST if self._ipv6 else icmp.ECHO_REQUEST
         ident = self._allocate_ident(packed)
-        self._session_numbers += 1
-        payload = (
-            PAYLOAD_HEAD.pack(self._cookie, ident, self._session_numbers & 0xFFFFFFFF) + _PADDING
-        )
+        payload = self._payload(ident)
         template = None if timestamp else icmp.EchoRequestTemplate(ident, payload, ipv6=self._ipv6)
         session = Session(
             address,
@@ -146,7 +162,7 @@ class Sessions:
             ident,
             payload,
             results,
-            count,
+            math.inf if count is None else count,
             template,
             target=target,
         )
@@ -154,14 +170,47 @@ class Sessions:
         self._open.add(session)
         return session
 
+    def claim(self, session: Session) -> ProbeKey:
+        """The tracker's key for the next request of ``session``, which is then sent.
+
+        The sequence number is the session's ``wire`` counter modulo 65,536, so it wraps
+        in a long run; a number whose key still awaits an answer (a request sent 65,536
+        numbers ago with a timeout longer than that) is skipped, so a wrapped sequence
+        never takes the key of a request in flight. At each wrap the session takes a new
+        payload (a new session number), so that a reply to the previous round, however
+        late, answers nothing of this one. After :data:`_SKIPS_BEFORE_NEW_IDENT` skips in
+        a row the session moves to another identifier.
+        """
+        is_outstanding = self._tracker.is_outstanding
+        skipped = 0
+        while True:
+            wire = session.wire
+            session.wire = wire + 1
+            seq = wire & 0xFFFF
+            if seq == 0 and wire:
+                self._renew(session, session.ident)
+            key = (session.packed, session.request_type, session.ident, seq)
+            if not is_outstanding(key):
+                return key
+            skipped += 1
+            if skipped >= _SKIPS_BEFORE_NEW_IDENT:
+                skipped = 0
+                self._release_ident(session)
+                self._renew(session, self._allocate_ident(session.packed))
+                session.wire = session.wire_start = 0
+
     def cancel(self, session: Session) -> None:
         """Stop a session: nothing more is sent, and its results channel is closed."""
         if session.finished:
             return
         if session.plan is not None:
             self._schedule.cancel(session.plan)
-        for seq in range(session.count):
-            self._tracker.cancel(probe_key(session, seq))
+        # Every request under the present identifier, at most one round of sequence
+        # numbers back; any older, under an identifier it left, expire on their own (a
+        # finished session takes no result) and block no one meanwhile (claim skips them).
+        cancel = self._tracker.cancel
+        for wire in range(max(session.wire_start, session.wire - _SEQUENCES), session.wire):
+            cancel(probe_key(session, wire & 0xFFFF), session)
         self._finish(session)
 
     def close(self) -> None:
@@ -184,6 +233,22 @@ class Sessions:
         if session.outstanding == 0:
             self._finish(session)
 
+    def _payload(self, ident: int) -> bytes:
+        """A new session's payload (a session number of its own) under ``ident``."""
+        self._session_numbers += 1
+        return PAYLOAD_HEAD.pack(self._cookie, ident, self._session_numbers & 0xFFFFFFFF) + _PADDING
+
+    def _renew(self, session: Session, ident: int) -> None:
+        """Give ``session`` a new payload, under ``ident``; its requests in flight keep
+        the fingerprints they were sent with."""
+        session.ident = ident
+        session.payload = self._payload(ident)
+        if session.template is not None:
+            session.template = icmp.EchoRequestTemplate(ident, session.payload, ipv6=self._ipv6)
+
+    def _release_ident(self, session: Session) -> None:
+        self._idents_in_use.discard((session.packed, session.ident))
+
     def _allocate_ident(self, packed: bytes) -> int:
         for _ in range(0x10000):
             ident = self._next_ident
@@ -196,6 +261,6 @@ class Sessions:
     def _finish(self, session: Session) -> None:
         session.finished = True
         session.plan = None  # plan -> session -> plan: a cycle only the GC would free
-        self._idents_in_use.discard((session.packed, session.ident))
+        self._release_ident(session)
         self._open.discard(session)
         session.results.close()
