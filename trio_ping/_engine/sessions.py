@@ -78,6 +78,10 @@ def probe_key(session: Session, seq: int) -> ProbeKey:
 _SEQUENCES: Final = 0x10000
 """ICMP sequence numbers are 16 bits: they wrap modulo this."""
 
+_SPARE_IDENTS: Final = 4096
+"""Identifiers left free for an address when new sessions to it start sharing: searching
+in turn for a free one then costs at most 16 steps a session on average (65,536 / 4,096)."""
+
 _SKIPS_BEFORE_NEW_IDENT: Final = 64
 """Sequence numbers :meth:`Sessions.claim` skips, at most, before it takes the session a
 new identifier: that many in a row still awaiting answers mean the identifier's sequence
@@ -114,7 +118,10 @@ class Sessions:
         self._cookie = secrets.token_bytes(8)
         self._next_ident = secrets.randbelow(0x10000)
         self._session_numbers = 0
-        self._idents_in_use: set[tuple[bytes, int]] = set()
+        self._holders: dict[tuple[bytes, int], int] = {}
+        """How many sessions hold each (address, identifier) in use."""
+        self._held: dict[bytes, int] = {}
+        """How many identifiers are in use for each address."""
         self._open: set[Session] = set()
 
     def start(
@@ -134,8 +141,7 @@ class Sessions:
         ``start``; return the session.
 
         Raises:
-            ValueError: a Timestamp session on an IPv6 socket (ICMPv6 has no such message),
-                or every identifier is in use for ``packed``.
+            ValueError: a Timestamp session on an IPv6 socket (ICMPv6 has no such message).
             SocketPermissionError: a Timestamp session on an ICMP datagram socket, which
                 carries only Echo.
         """
@@ -150,7 +156,7 @@ class Sessions:
             request_type = icmp.TIMESTAMP_REQUEST
         else:
             request_type = icmp.ICMPV6_ECHO_REQUEST if self._ipv6 else icmp.ECHO_REQUEST
-        ident = self._allocate_ident(packed)
+        ident, wire = self._allocate_ident(packed)
         payload = self._payload(ident)
         template = None if timestamp else icmp.EchoRequestTemplate(ident, payload, ipv6=self._ipv6)
         session = Session(
@@ -165,6 +171,8 @@ class Sessions:
             math.inf if count is None else count,
             template,
             target=target,
+            wire=wire,
+            wire_start=wire,
         )
         session.plan = self._schedule.add(session, start=start, interval=interval, count=count)
         self._open.add(session)
@@ -196,8 +204,9 @@ class Sessions:
             if skipped >= _SKIPS_BEFORE_NEW_IDENT:
                 skipped = 0
                 self._release_ident(session)
-                self._renew(session, self._allocate_ident(session.packed))
-                session.wire = session.wire_start = 0
+                ident, wire = self._allocate_ident(session.packed)
+                self._renew(session, ident)
+                session.wire = session.wire_start = wire
 
     def cancel(self, session: Session) -> None:
         """Stop a session: nothing more is sent, and its results channel is closed."""
@@ -246,17 +255,43 @@ class Sessions:
         if session.template is not None:
             session.template = icmp.EchoRequestTemplate(ident, session.payload, ipv6=self._ipv6)
 
-    def _release_ident(self, session: Session) -> None:
-        self._idents_in_use.discard((session.packed, session.ident))
+    def _allocate_ident(self, packed: bytes) -> tuple[int, int]:
+        """An identifier for a new session to ``packed``, and where its ``wire`` starts.
 
-    def _allocate_ident(self, packed: bytes) -> int:
-        for _ in range(0x10000):
+        Each engine hands out identifiers in turn from a random one, so sessions to one
+        address have identifiers of their own while most are free. Once all but
+        :data:`_SPARE_IDENTS` are taken (tens of thousands of sessions to one address),
+        a search for a free one would cost a line's start thousands of steps, so the new
+        session shares the next identifier in turn instead, starting at a random point of
+        its sequence space: requests never collide even then, since :meth:`claim` skips a
+        key still in flight, and the payloads' session numbers keep their replies apart.
+        """
+        holders = self._holders
+        held = self._held.get(packed, 0)
+        while True:
             ident = self._next_ident
             self._next_ident = (ident + 1) & 0xFFFF
-            if (packed, ident) not in self._idents_in_use:
-                self._idents_in_use.add((packed, ident))
-                return ident
-        raise ValueError("all 65,536 ICMP identifiers are in use for this address")
+            key = (packed, ident)
+            holding = holders.get(key, 0)
+            if not holding:
+                holders[key] = 1
+                self._held[packed] = held + 1
+                return ident, 0
+            if held >= _SEQUENCES - _SPARE_IDENTS:
+                holders[key] = holding + 1
+                return ident, secrets.randbelow(_SEQUENCES)
+
+    def _release_ident(self, session: Session) -> None:
+        key = (session.packed, session.ident)
+        holding = self._holders.pop(key)
+        if holding > 1:
+            self._holders[key] = holding - 1
+            return
+        held = self._held[session.packed] - 1
+        if held:
+            self._held[session.packed] = held
+        else:
+            del self._held[session.packed]
 
     def _finish(self, session: Session) -> None:
         session.finished = True
