@@ -14,6 +14,11 @@
       route 10.205.0.0/16 → it        blackhole 10.205.0.0/16; a userspace responder
                                       sniffs m0 and answers (tests/lab/responder.py)
 
+``Lab.policed()`` makes the kernel peer a policed router for the length of a ``with``
+block: at most 1,000 Echo Replies a second after a burst of 50 (the kernel's global ICMP
+limiter, with Echo Reply added to ``icmp_ratemask``); tests/live/test_rate_live.py runs
+``--rate`` against it.
+
 Every name carries the test run's process id, so two runs never meet, and the lab of a
 run that died is removed by the next one.
 """
