@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import socket
 
+from trio_ping._quoting import quoted
+
 # RFC 1123 host names: labels of letters, digits and hyphens (underscores too, as real
 # zones have them), not starting or ending with a hyphen; an optional final dot.
 _LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
@@ -59,11 +61,13 @@ def address_for(text: str, family: socket.AddressFamily = socket.AF_UNSPEC) -> s
     if zone is None:
         return normalised(text, *ip)
     if ip[0] == socket.AF_INET:
-        raise ValueError(f"{text}: an IPv4 address has no zone (%{zone})")
+        raise ValueError(f"{quoted(text)}: an IPv4 address has no zone")
     if not is_link_local(ip[1]):
-        raise ValueError(f"{text}: a zone is for IPv6 link-local addresses (fe80::/10) only")
+        raise ValueError(
+            f"{quoted(text)}: a zone is for IPv6 link-local addresses (fe80::/10) only"
+        )
     if not zone or "%" in zone or not zone.isprintable() or " " in zone:
-        raise ValueError(f"{text}: the zone after '%' must be an interface's name or index")
+        raise ValueError(f"{quoted(text)}: the zone after '%' must be an interface's name or index")
     return f"{normalised(base, *ip)}%{zone}"
 
 

@@ -34,6 +34,7 @@ from trio_ping._io.socket_options import (
     check_interface,
     check_source,
 )
+from trio_ping._proto.rate import TokenBucket
 from trio_ping.results import PingResult
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
@@ -77,9 +78,11 @@ class PingHandle:
         return self._session.duplicates
 
     @property
-    def remaining(self) -> int:
-        """Requests whose result is not known yet: 0 once every result was sent."""
-        return self._session.outstanding
+    def remaining(self) -> int | None:
+        """Requests whose result is not known yet: 0 once every result was sent; None for
+        a session started with ``count=None``, which has no last request."""
+        outstanding = self._session.outstanding
+        return None if outstanding == math.inf else int(outstanding)
 
     def cancel(self) -> None:
         """Stop pinging: nothing more is sent, and the results channel is closed.
@@ -98,9 +101,11 @@ class Pinger:
         socket_factory: SocketFactory,
         precise_pacing: bool,
         options: _SocketOptions | None = None,
+        bucket: TokenBucket | None = None,
     ) -> None:
         """Use :func:`open_pinger` instead: it owns the nursery and cleans up."""
         self._options = options or _SocketOptions()
+        self._bucket = bucket
         self._nursery = nursery
         self._socket_factory = socket_factory
         self._precise_pacing = precise_pacing
@@ -111,7 +116,7 @@ class Pinger:
         self,
         address: str,
         *,
-        count: int = 1,
+        count: int | None = 1,
         interval: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- per reply, not for this call
         timestamp: bool = False,
@@ -121,6 +126,10 @@ class Pinger:
         tos: int | None = None,
     ) -> AsyncGenerator[PingResult, None]:
         """Send ``count`` requests to ``address``, ``interval`` seconds apart; yield results.
+
+        With ``count=None`` it pings until the caller stops (leaves the loop, or is
+        cancelled). Any count is allowed: sequence numbers wrap at 65,536, and each
+        result's ``seq`` counts the requests from 0 all the same.
 
         ``address`` may be a host name: it is resolved first (see :func:`resolve`, and
         ``family`` to choose IPv4 or IPv6), and the results carry it as their ``target``.
@@ -159,6 +168,8 @@ class Pinger:
             async with receive_channel:
                 async for result in receive_channel:
                     yield result
+            if handle.remaining is None:
+                raise trio.ClosedResourceError("the pinger closed during a run without a count")
             if handle.remaining:
                 # The pinger closed under us: say so, rather than end as if complete.
                 raise trio.ClosedResourceError(
@@ -171,7 +182,7 @@ class Pinger:
         self,
         address: str,
         *,
-        count: int,
+        count: int | None,
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
@@ -187,7 +198,8 @@ class Pinger:
         on one channel (the CLI does). The channel is the pinger's from this call on: it is
         closed after the last result, or at once if this raises, so a reader waiting for
         its end is never left waiting. It should be unbounded (or drained promptly): a
-        full one loses the session's remaining results. ``address`` must be an IP
+        full one loses the session's remaining results. ``count`` None pings until the
+        handle is cancelled (or the pinger closes). ``address`` must be an IP
         address; ``target``, if given, is what the caller asked for (a host name) and
         is carried by every result. The handle returned stops the session
         (:meth:`PingHandle.cancel`) and counts its duplicate replies.
@@ -219,7 +231,7 @@ class Pinger:
             SocketPermissionError: no ICMP socket could be opened for the address's family.
         """
         try:
-            if count < 1:
+            if count is not None and count < 1:
                 raise ValueError(f"count must be at least 1, got {count}")
             if not interval > 0 or not timeout > 0:
                 raise ValueError("interval and timeout must be positive")
@@ -264,6 +276,13 @@ class Pinger:
         engines = self._engines.values()
         return sum(e.malformed for e in engines), sum(e.invalid for e in engines)
 
+    @property
+    def rate_delay(self) -> float:
+        """The longest, in seconds, that a request due to be sent has waited so far for
+        the rate cap (``open_pinger(rate=...)``): 0.0 while the targets ask for no more
+        than the cap allows, and always without one."""
+        return max((engine.rate_delay for engine in self._engines.values()), default=0.0)
+
     def _engine(self, family: socket.AddressFamily) -> SocketEngine:
         """The engine for ``family``, made and running from its first use.
 
@@ -291,7 +310,7 @@ class Pinger:
             sleeper = TimerfdSleeper()
             self._closers.append(sleeper.close)
             sleep_until = sleeper.sleep_until
-        engine = SocketEngine(sock, sleep_until)
+        engine = SocketEngine(sock, sleep_until, self._bucket)
         self._closers.append(engine.close)
         self._engines[family] = engine
         self._nursery.start_soon(engine.run)
@@ -389,6 +408,7 @@ async def open_pinger(
     interface: str | None = None,
     source: str | None = None,
     mtu_discovery: MtuDiscovery | str | None = None,
+    rate: float | None = None,
 ) -> AsyncIterator[Pinger]:
     """A :class:`Pinger` whose sockets and tasks live as long as the ``async with`` block.
 
@@ -410,17 +430,24 @@ async def open_pinger(
             never fragments (a request larger than the path MTU fails with it),
             ``"want"`` fragments locally when it must, ``"dont"`` never sets DF; a
             :class:`MtuDiscovery` or its name. None: the kernel's default (``want``).
+        rate: at most this many requests a second over every socket together, sent
+            smoothly (a token bucket whose burst is a hundredth of a second's worth, at
+            least 1). A request the cap holds back is sent late, never dropped, and its
+            timeout counts from when it is sent; :attr:`Pinger.rate_delay` says how late.
+            None (the default): no cap.
 
     Raises:
         ValueError: ``interface`` is not one of this host's, ``source`` is not an address
-            of this host, or ``mtu_discovery`` is not a mode; the message names which.
+            of this host, ``mtu_discovery`` is not a mode, or ``rate`` is not a positive
+            number; the message names which.
     """
     options = _socket_options(interface, source, mtu_discovery)
+    bucket = None if rate is None else TokenBucket.per_second(rate)
     pinger: Pinger | None = None
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            pinger = Pinger(nursery, socket_factory, precise_pacing, options)
+            pinger = Pinger(nursery, socket_factory, precise_pacing, options, bucket)
             try:
                 yield pinger
             except BaseException as exc:

@@ -182,7 +182,7 @@ def test_a_reply_from_the_same_link_local_address_on_another_link_answers_nothin
     ("line", "message"),
     [
         ("fe80::1%nosuch0,1,1", "unknown zone %nosuch0: no such interface"),
-        ("127.0.0.1%lo,1,1", "127.0.0.1%lo: an IPv4 address has no zone (%lo)"),
+        ("127.0.0.1%lo,1,1", "'127.0.0.1%lo': an IPv4 address has no zone"),
     ],
 )
 def test_a_zone_that_cannot_be_is_a_line_error(line: str, message: str) -> None:

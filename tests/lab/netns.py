@@ -21,6 +21,11 @@
                                     (fd00:201:2::1, ::2); local 10.207.0.0/16,
                                     fd00:207::/48, so TTL 1 expires at the peer
 
+``Lab.policed()`` makes the kernel peer a policed router for the length of a ``with``
+block: at most 1,000 Echo Replies a second after a burst of 50 (the kernel's global ICMP
+limiter, with Echo Reply added to ``icmp_ratemask``); tests/live/test_rate_live.py runs
+``--rate`` against it.
+
 Every name carries the test run's process id, so two runs never meet, and the lab of a
 run that died is removed by the next one.
 """

@@ -20,6 +20,7 @@ becomes that scope's deadline in turn, which is the per-sequence timeout scope a
 
 from __future__ import annotations
 
+import enum
 import math
 import socket
 import time
@@ -34,16 +35,16 @@ from trio_ping._engine.sessions import (
     Session,
     Sessions,
     ident_in_payload,
-    probe_key,
 )
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping._proto.batching import busy
+from trio_ping._proto.rate import TokenBucket
 from trio_ping._proto.schedule import Schedule
 from trio_ping._proto.timestamps import clock_offset_ms, ms_since_midnight
-from trio_ping._proto.tracker import ANSWERED, Probe, Tracker, Verdict
+from trio_ping._proto.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
 from trio_ping.results import (
     PingResult,
     icmp_error_result,
@@ -74,11 +75,25 @@ _RECEIVE_PAUSE: Final = 0.001
 _RECEIVE_BATCH: Final = 256
 
 
+class _RateCapped(enum.Enum):
+    RATE_CAPPED = "rate capped"
+
+
+RATE_CAPPED: Final = _RateCapped.RATE_CAPPED
+"""What the sender's burst returns when the rate cap holds the next request back."""
+
+
 class SocketEngine:
     """Sends, receives and times out the requests of every session on one socket."""
 
-    def __init__(self, sock: IcmpSocket, sleep_until: SleepUntil) -> None:
+    def __init__(
+        self, sock: IcmpSocket, sleep_until: SleepUntil, bucket: TokenBucket | None = None
+    ) -> None:
         """Drive ``sock``; ``sleep_until`` paces the sender (precise, or trio's for tests).
+
+        With ``bucket``, every request takes a token from it before it is sent (the
+        pinger's rate cap, shared by its engines): one the bucket holds back leaves when
+        its token comes, and its timeout counts from then.
 
         Must be called inside a trio run: the engine keeps the run's clock. The engine
         takes sessions from here on; :meth:`run` sends, receives and times them out.
@@ -101,6 +116,10 @@ class SocketEngine:
         """Packets that failed to parse (bad checksum, truncated, ...)."""
         self.invalid = 0
         """Replies naming one of our requests but not carrying its payload."""
+        self._bucket = bucket
+        self.rate_delay = 0.0
+        """With a rate cap, the longest a request has left after it was due, in seconds:
+        how long the cap held it back (the sender itself is late by microseconds)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the sender, the receiver and the timeout task until cancelled.
@@ -122,7 +141,7 @@ class SocketEngine:
         address: str,
         packed: bytes,
         *,
-        count: int,
+        count: int | None,
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
@@ -131,7 +150,8 @@ class SocketEngine:
         size: int = PAYLOAD_SIZE,
         ancillary: Ancillary = (),
     ) -> Session:
-        """Plan ``count`` requests to ``address``, the first now; results go to ``results``.
+        """Plan ``count`` requests to ``address`` (None: until cancelled), the first now;
+        results go to ``results``.
 
         Echo requests of ``size`` payload bytes, or with ``timestamp`` ICMP Timestamp
         requests (IPv4 only), each sent with the control messages ``ancillary``. The
@@ -172,8 +192,13 @@ class SocketEngine:
 
     async def _send_loop(self) -> None:
         """Send every request when it is due, in due order; never returns."""
+        bucket = self._bucket
         while True:
             stalled = self._send_burst()
+            if stalled is RATE_CAPPED:
+                assert bucket is not None
+                await self._pacing.wait(bucket.next_token(self._now()))
+                continue
             if stalled is not None:
                 # The kernel pushed back: wait until it takes the request. The retry may
                 # succeed at once, without a checkpoint, and the next burst may stall
@@ -188,9 +213,12 @@ class SocketEngine:
                 continue
             await self._pacing.wait(due)
 
-    def _send_burst(self) -> tuple[Session, int, float] | None:
+    def _send_burst(self) -> tuple[Session, int, ProbeKey, float] | _RateCapped | None:
         """Send what is due (up to _SENDS_BETWEEN_CHECKPOINTS requests) while the kernel
-        takes each at once; return the first it would not take, as (session, seq, sent_at).
+        takes each at once; return the first it would not take, as (session, seq, key,
+        sent_at): ``seq`` is the request's number in its session, ``key`` carries its
+        ICMP sequence number. RATE_CAPPED: something is due, and the rate cap's bucket
+        has no token for it yet.
 
         Synchronous, because the common case never waits: an ``await`` per request would
         build two coroutines for nothing.
@@ -198,43 +226,67 @@ class SocketEngine:
         current_time = self._now
         pop_due = self._schedule.pop_due
         try_send = self._socket.try_send
+        claim = self._sessions.claim
+        bucket = self._bucket
         for _ in range(_SENDS_BETWEEN_CHECKPOINTS):
             now = current_time()
+            if bucket is not None and not self._token(bucket, now):
+                return RATE_CAPPED
             popped = pop_due(now, _SEND_WINDOW)
             if popped is None:
                 return None
             session, seq = popped
-            packet, fingerprint = self._request(session, seq)
+            key = claim(session)
+            packet, fingerprint = self._request(session, key[3])
             try:
                 sent_ns = try_send(packet, session.address, session.ancillary)
             except OSError as exc:
                 self._send_failed(session, seq, exc)
                 continue
             if sent_ns is None:
-                return session, seq, now
-            self._track(session, seq, fingerprint, sent_ns, now)
+                return session, seq, key, now
+            self._track(session, seq, key, fingerprint, sent_ns, now)
         return None
 
-    async def _send(self, session: Session, seq: int, sent_at: float) -> None:
+    def _token(self, bucket: TokenBucket, now: float) -> bool:
+        """Whether the next request may go at ``now``: nothing is due (so there is nothing
+        to hold back), or something is and the bucket gave its token."""
+        due = self._schedule.next_due()
+        if due > now + _SEND_WINDOW:
+            return True
+        if not bucket.take(now):
+            return False
+        if now - due > self.rate_delay:
+            self.rate_delay = now - due
+        return True
+
+    async def _send(self, session: Session, seq: int, key: ProbeKey, sent_at: float) -> None:
         """Send one request, waiting for the socket as long as it takes."""
-        packet, fingerprint = self._request(session, seq)
+        packet, fingerprint = self._request(session, key[3])
         try:
             sent_ns = await self._socket.send(packet, session.address, session.ancillary)
         except OSError as exc:
             self._send_failed(session, seq, exc)
             return
-        self._track(session, seq, fingerprint, sent_ns, sent_at)
+        self._track(session, seq, key, fingerprint, sent_ns, sent_at)
 
-    def _request(self, session: Session, seq: int) -> tuple[bytes, bytes]:
-        """Request ``seq`` of ``session``, and what its reply must carry to answer it."""
+    def _request(self, session: Session, wire_seq: int) -> tuple[bytes, bytes]:
+        """The request of ``session`` with ICMP sequence number ``wire_seq``, and what its
+        reply must carry to answer it."""
         if session.template is not None:
-            return session.template.encode(seq), session.payload
+            return session.template.encode(wire_seq), session.payload
         originate = ms_since_midnight(time.time_ns())
-        packet = icmp.encode_timestamp_request(session.ident, seq, originate)
+        packet = icmp.encode_timestamp_request(session.ident, wire_seq, originate)
         return packet, originate.to_bytes(4, "big")
 
     def _track(
-        self, session: Session, seq: int, fingerprint: bytes, sent_ns: int, sent_at: float
+        self,
+        session: Session,
+        seq: int,
+        key: ProbeKey,
+        fingerprint: bytes,
+        sent_ns: int,
+        sent_at: float,
     ) -> None:
         """Register a request just sent, so that its reply or its deadline settles it.
 
@@ -246,7 +298,7 @@ class SocketEngine:
             return
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
-        self._tracker.add(probe_key(session, seq), probe)
+        self._tracker.add(key, probe)
         wake = deadline + EXPIRY_SLACK
         if wake < self._expiry.moment:  # rarely: only a shorter timeout than those before
             self._expiry.bring_forward(wake)

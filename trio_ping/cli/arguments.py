@@ -21,7 +21,7 @@ from trio_ping._io.socket_options import (
 )
 from trio_ping.cli.environment import Environment
 from trio_ping.cli.output import OutputClosed, OutputError, write_all
-from trio_ping.cli.status import PROGRAM, ExitStatus
+from trio_ping.cli.status import PROGRAM, ExitStatus, quoted
 from trio_ping.pinger import DEFAULT_SIZE, DEFAULT_TIMEOUT, MTU_DISCOVERY_MODES
 
 if TYPE_CHECKING:
@@ -64,6 +64,18 @@ class Config:
     interface: str | None = None
     source: str | None = None
     send_times: bool = False
+    rate: float | None = None
+    """At most this many requests a second (``--rate``); None: no cap."""
+
+
+_VALUE_OPTIONS = ("--timeout", "--rate", "--size", "--ttl", "--tos")
+"""The options that take a value, which may be negative (and so wrong)."""
+
+_SHORT_VALUE_OPTIONS = ("-s", "-t", "-Q")
+"""Their short forms: ``-t -1`` is written ``-t-1``, which argparse reads as -t's value."""
+
+_MESSAGE_LIMIT = 160
+"""argparse's own messages (unrecognised arguments, ...) quote the input whole: cut."""
 
 
 class ArgumentsExit(Exception):
@@ -89,6 +101,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """One line, not argparse's usage block."""
+        if len(message) > _MESSAGE_LIMIT:
+            message = message[: _MESSAGE_LIMIT - 3] + "..."
         self.exit(ExitStatus.ERROR, f"{PROGRAM}: {message} (see '{PROGRAM} --help')\n")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
@@ -115,7 +129,9 @@ def _positive_seconds(text: str) -> float:
     except ValueError:
         value = math.nan
     if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds, got {quoted(text)}"
+        )
     return value
 
 
@@ -133,20 +149,32 @@ def _whole(text: str, lowest: int, highest: int) -> int:
                 value = None
     if value is None or not lowest <= value <= highest:
         raise argparse.ArgumentTypeError(
-            f"must be a whole number from {lowest} to {highest}, got {text!r}"
+            f"must be a whole number from {lowest} to {highest}, got {quoted(text)}"
+        )
+    return value
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of requests a second, got {quoted(text)}"
         )
     return value
 
 
 def _size(text: str) -> int:
     if text.lower().startswith("0x"):
-        raise argparse.ArgumentTypeError(f"must be a decimal number of bytes, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a decimal number of bytes, got {quoted(text)}")
     return _whole(text, 0, MAX_PAYLOAD_IPV6)
 
 
 def _ttl(text: str) -> int:
     if text.lower().startswith("0x"):
-        raise argparse.ArgumentTypeError(f"must be a decimal number of hops, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a decimal number of hops, got {quoted(text)}")
     return _whole(text, 1, 255)
 
 
@@ -168,6 +196,41 @@ def _source(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _joined_values(argv: Sequence[str], options: Sequence[str]) -> list[str]:
+    """``argv`` with ``--timeout VALUE`` (and each option of :data:`_VALUE_OPTIONS`, or an
+    abbreviation that names only it) written ``--timeout=VALUE``, and ``-t -1`` (each of
+    :data:`_SHORT_VALUE_OPTIONS` before a negative number) written ``-t-1``.
+
+    Because ``-4`` and ``-6`` are options, argparse takes any argument that looks like a
+    negative number for an option, and ``--timeout -1`` would fail as "expected one
+    argument" instead of saying what is wrong with -1.
+    """
+    joined: list[str] = []
+    arguments = iter(argv)
+    for argument in arguments:
+        if argument == "--":
+            joined.append(argument)
+            joined.extend(arguments)
+            break
+        if argument in _SHORT_VALUE_OPTIONS:
+            value = next(arguments, None)
+            if value is not None and value.startswith("-") and value[1:2].isdigit():
+                joined.append(f"{argument}{value}")
+            else:
+                joined.append(argument)
+                if value is not None:
+                    joined.append(value)
+            continue
+        if argument.startswith("--") and "=" not in argument:
+            named = [option for option in options if option.startswith(argument)]
+            if len(named) == 1 and named[0] in _VALUE_OPTIONS:
+                value = next(arguments, None)
+                joined.append(argument if value is None else f"{argument}={value}")
+                continue
+        joined.append(argument)
+    return joined
 
 
 def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
@@ -197,6 +260,14 @@ def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"wait this long for each reply, from its send time (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive_rate,
+        default=None,
+        metavar="PPS",
+        help="send at most PPS requests a second over the whole run, evenly; requests the "
+        "cap holds back are sent late, never dropped (default: no cap)",
     )
     family = parser.add_mutually_exclusive_group()
     family.add_argument(
@@ -273,7 +344,10 @@ def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     # Intermixed: options may follow targets, as in "trio-ping 192.0.2.1,3,10 --json".
-    arguments = parser.parse_intermixed_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    long_options = [option for option in parser._option_string_actions if option[:2] == "--"]
+    arguments = parser.parse_intermixed_args(_joined_values(argv, long_options))
     if arguments.timestamp and arguments.size is not None:
         parser.error("argument -s/--size: does not apply to --timestamp (its size is fixed)")
     return Config(
@@ -291,4 +365,5 @@ def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
         interface=arguments.interface,
         source=arguments.source,
         send_times=arguments.send_times,
+        rate=arguments.rate,
     )
