@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import attrs
 import pytest
 
 from trio_ping.exporter.config import (
@@ -121,9 +122,7 @@ REJECTIONS = [
 
 
 @pytest.mark.parametrize(("text", "message"), REJECTIONS)
-def test_every_rejection_is_one_line_naming_the_file_group_and_key(
-    text: str, message: str
-) -> None:
+def test_every_rejection_is_one_line_naming_the_file_group_and_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse(text, FILE)
     said = str(caught.value)
@@ -189,3 +188,15 @@ async def test_a_host_that_is_no_name_is_refused_before_any_query() -> None:
     config = parse('[[targets]]\nhosts = ["bad name!"]\n', FILE)
     with pytest.raises(ConfigError, match=r"^exporter.toml: targets\[0\]: hosts\[0\]: 'bad name!'"):
         await resolve_probes(config)
+
+
+def test_a_probe_is_the_same_whatever_else_its_group_holds() -> None:
+    before, after = (
+        parse(f"[[targets]]\nhosts = [{hosts}]\ninterval = 2\n", FILE).groups[0]
+        for hosts in ('"10.0.0.1"', '"10.0.0.1", "10.0.0.2"')
+    )
+    assert Probe("10.0.0.1", "10.0.0.1", before) == Probe("10.0.0.1", "10.0.0.1", after)
+    assert hash(Probe("10.0.0.1", "10.0.0.1", before)) == hash(Probe("10.0.0.1", "10.0.0.1", after))
+    slower = attrs.evolve(after, interval=3.0)
+    assert Probe("10.0.0.1", "10.0.0.1", before) != Probe("10.0.0.1", "10.0.0.1", slower)
+    assert Probe("10.0.0.1", "10.0.0.1", before) != Probe("10.0.0.1", "10.0.0.9", before)

@@ -21,6 +21,7 @@ SITE = TargetGroup(hosts=("10.0.0.1", "gw"), labels=(("site", "ams1"),))
 PLAIN = TargetGroup(hosts=("10.0.0.9",), tos=16, source="10.0.0.100")
 NAMES = ("ip", "host", "source", "tos", "site")
 PEER = Probe("10.0.0.1", "10.0.0.1", SITE)
+UNREACHABLE = "Destination Host Unreachable"
 NAMED = Probe("gw", "10.0.0.2", SITE)
 OTHER = Probe("10.0.0.9", "10.0.0.9", PLAIN)
 
@@ -37,7 +38,7 @@ def by_host(samples: list[Sample], suffix: str = "") -> dict[str, float]:
 
 
 def test_smokeping_prober_buckets() -> None:
-    assert BUCKETS == tuple(5e-05 * 2**i for i in range(20))
+    assert tuple(5e-05 * 2**i for i in range(20)) == BUCKETS
     assert BUCKETS[-1] == 26.2144
 
 
@@ -47,8 +48,8 @@ def test_results_become_smokeping_series_with_every_label() -> None:
     for seq, rtt_us in enumerate((40, 150, 150, 3_000, 30_000_000)):
         peer.observe(reply_result(PEER.ip, seq, rtt_us, 64, True, None))
     peer.observe(timeout_result(PEER.ip, 5, None))
-    named.observe(icmp_error_result(NAMED.ip, 0, "Destination Host Unreachable", "10.0.0.254", "gw"))
-    named.observe(icmp_error_result(NAMED.ip, 1, "Destination Host Unreachable", "10.0.0.254", "gw"))
+    named.observe(icmp_error_result(NAMED.ip, 0, UNREACHABLE, "10.0.0.254", "gw"))
+    named.observe(icmp_error_result(NAMED.ip, 1, UNREACHABLE, "10.0.0.254", "gw"))
     named.observe(icmp_error_result(NAMED.ip, 2, "Time to live exceeded", "10.0.0.254", "gw"))
     other.observe(send_failed_result(OTHER.ip, 0, "Network is unreachable", 101, None))
     other.observe(reply_result(OTHER.ip, 1, 1_000, None, True, None))
@@ -108,7 +109,7 @@ def test_results_become_smokeping_series_with_every_label() -> None:
         if s.name.endswith("_total")
     }
     assert icmp == {
-        ("gw", "Destination Host Unreachable"): 2,
+        ("gw", UNREACHABLE): 2,
         ("gw", "Time to live exceeded"): 1,
     }
     receive = [s for s in families["smokeping_receive_errors"] if s.name.endswith("_total")]

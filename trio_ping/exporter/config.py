@@ -94,7 +94,14 @@ class Probe:
     """As the file has it (a name or an address): the ``host`` label."""
     ip: str
     """What it resolved to: the ``ip`` label, and the address pinged."""
-    group: TargetGroup
+    group: TargetGroup = attrs.field(eq=False)
+    """The group it is in; which other hosts that has does not change the probe."""
+    settings: TargetGroup = attrs.field(
+        init=False,
+        repr=False,
+        default=attrs.Factory(lambda self: attrs.evolve(self.group, hosts=()), takes_self=True),
+    )
+    """The group's settings (its hosts left out): part of the probe's identity."""
 
     @property
     def source_label(self) -> str:
