@@ -48,9 +48,11 @@ class PingHandle:
         return self._session.duplicates
 
     @property
-    def remaining(self) -> int:
-        """Requests whose result is not known yet: 0 once every result was sent."""
-        return self._session.outstanding
+    def remaining(self) -> int | None:
+        """Requests whose result is not known yet: 0 once every result was sent; None for
+        a session started with ``count=None``, which has no last request."""
+        outstanding = self._session.outstanding
+        return None if outstanding == math.inf else int(outstanding)
 
     def cancel(self) -> None:
         """Stop pinging: nothing more is sent, and the results channel is closed.
@@ -77,13 +79,17 @@ class Pinger:
         self,
         address: str,
         *,
-        count: int = 1,
+        count: int | None = 1,
         interval: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- per reply, not for this call
         timestamp: bool = False,
         family: socket.AddressFamily = socket.AF_UNSPEC,
     ) -> AsyncGenerator[PingResult, None]:
         """Send ``count`` requests to ``address``, ``interval`` seconds apart; yield results.
+
+        With ``count=None`` it pings until the caller stops (leaves the loop, or is
+        cancelled). Any count is allowed: sequence numbers wrap at 65,536, and each
+        result's ``seq`` counts the requests from 0 all the same.
 
         ``address`` may be a host name: it is resolved first (see :func:`resolve`, and
         ``family`` to choose IPv4 or IPv6), and the results carry it as their ``target``.
@@ -118,6 +124,8 @@ class Pinger:
             async with receive_channel:
                 async for result in receive_channel:
                     yield result
+            if handle.remaining is None:
+                raise trio.ClosedResourceError("the pinger closed during a run without a count")
             if handle.remaining:
                 # The pinger closed under us: say so, rather than end as if complete.
                 raise trio.ClosedResourceError(
@@ -130,7 +138,7 @@ class Pinger:
         self,
         address: str,
         *,
-        count: int,
+        count: int | None,
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
@@ -143,7 +151,8 @@ class Pinger:
         on one channel (the CLI does). The channel is the pinger's from this call on: it is
         closed after the last result, or at once if this raises, so a reader waiting for
         its end is never left waiting. It should be unbounded (or drained promptly): a
-        full one loses the session's remaining results. ``address`` must be an IP
+        full one loses the session's remaining results. ``count`` None pings until the
+        handle is cancelled (or the pinger closes). ``address`` must be an IP
         address; ``target``, if given, is what the caller asked for (a host name) and
         is carried by every result. The handle returned stops the session
         (:meth:`PingHandle.cancel`) and counts its duplicate replies.
@@ -153,7 +162,7 @@ class Pinger:
             SocketPermissionError: no ICMP socket could be opened for the address's family.
         """
         try:
-            if count < 1:
+            if count is not None and count < 1:
                 raise ValueError(f"count must be at least 1, got {count}")
             if not interval > 0 or not timeout > 0:
                 raise ValueError("interval and timeout must be positive")

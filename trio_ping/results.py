@@ -56,7 +56,10 @@ class PingResult:
     address: str
     """The target's address, normalised."""
     seq: int
-    """The ICMP sequence number, counting from 0."""
+    """The request's number in its session, counting from 0: the ICMP sequence number
+    on the wire for a session's first 65,536 requests while it has its identifier to
+    itself (always, on the command line). The wire's 16 bits then wrap, and skip a
+    number still awaiting its answer; this goes on counting."""
     status: Status
     rtt_us: int | None = None
     """Round-trip time in whole microseconds, for a REPLY."""

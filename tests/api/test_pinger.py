@@ -92,3 +92,58 @@ async def test_start_returns_a_frozen_handle_that_counts_down_and_cancels(
 def test_the_handle_is_public() -> None:
     assert "PingHandle" in trio_ping.__all__
     assert trio_ping.PingHandle is PingHandle
+
+
+# Runs without a count, and of any length ---------------------------------------------------
+
+
+async def test_a_ping_without_a_count_runs_until_the_caller_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    seqs: list[int] = []
+    async with pinger_over(fake) as pinger:
+        with trio.move_on_after(10.005):  # virtual seconds: requests 0 .. 10 are answered
+            async with aclosing(pinger.ping(TARGET, count=None, interval=1.0)) as results:
+                async for result in results:
+                    assert result.answered
+                    seqs.append(result.seq)
+        sent = len(fake.sent)
+        await trio.sleep(5.0)  # virtual: nothing more goes out once it was cancelled
+        assert len(fake.sent) == sent
+    assert seqs == list(range(11))
+    assert [sent.seq for sent in fake.sent] == seqs
+
+
+async def test_a_handle_without_a_count_has_no_remaining_and_stops_on_cancel(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    async with pinger_over(fake) as pinger:
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        handle = pinger.start(TARGET, count=None, interval=0.5, timeout=1.0, results=send_channel)
+        assert handle.remaining is None
+        got = [await receive_channel.receive() for _ in range(7)]
+        handle.cancel()
+        rest = [result async for result in receive_channel]  # ends: the channel is closed
+        assert handle.remaining is None
+    assert [result.seq for result in got + rest] == list(range(7))
+
+
+async def test_a_run_without_a_count_says_when_the_pinger_closes_under_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    seen: list[PingResult] = []
+    closed = pytest.RaisesExc(trio.ClosedResourceError, match="during a run without a count")
+    with pytest.RaisesGroup(closed, flatten_subgroups=True):
+        async with trio.open_nursery() as nursery, pinger_over(fake) as pinger:
+
+            async def consume() -> None:
+                async with aclosing(pinger.ping(TARGET, count=None, interval=0.1)) as stream:
+                    async for result in stream:
+                        seen.append(result)
+
+            nursery.start_soon(consume)
+            await trio.sleep(1.05)  # virtual: requests 0 .. 10 are answered
+    assert [result.seq for result in seen] == list(range(11))

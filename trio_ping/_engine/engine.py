@@ -28,14 +28,14 @@ from typing import Final
 import trio
 
 from trio_ping._engine.alarm import Alarm, SleepUntil
-from trio_ping._engine.sessions import Session, Sessions, ident_in_payload, probe_key
+from trio_ping._engine.sessions import Session, Sessions, ident_in_payload
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._proto import icmp
 from trio_ping._proto.batching import busy
 from trio_ping._proto.schedule import Schedule
 from trio_ping._proto.timestamps import clock_offset_ms, ms_since_midnight
-from trio_ping._proto.tracker import ANSWERED, Probe, Tracker, Verdict
+from trio_ping._proto.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
 from trio_ping.results import (
     PingResult,
     icmp_error_result,
@@ -113,14 +113,15 @@ class SocketEngine:
         address: str,
         packed: bytes,
         *,
-        count: int,
+        count: int | None,
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool = False,
         target: str | None = None,
     ) -> Session:
-        """Plan ``count`` requests to ``address``, the first now; results go to ``results``.
+        """Plan ``count`` requests to ``address`` (None: until cancelled), the first now;
+        results go to ``results``.
 
         Echo requests, or with ``timestamp`` ICMP Timestamp requests (IPv4 only). The
         channel is closed after the last result. Must be called from a trio task.
@@ -174,9 +175,11 @@ class SocketEngine:
                 continue
             await self._pacing.wait(due)
 
-    def _send_burst(self) -> tuple[Session, int, float] | None:
+    def _send_burst(self) -> tuple[Session, int, ProbeKey, float] | None:
         """Send what is due (up to _SENDS_BETWEEN_CHECKPOINTS requests) while the kernel
-        takes each at once; return the first it would not take, as (session, seq, sent_at).
+        takes each at once; return the first it would not take, as (session, seq, key,
+        sent_at): ``seq`` is the request's number in its session, ``key`` carries its
+        ICMP sequence number.
 
         Synchronous, because the common case never waits: an ``await`` per request would
         build two coroutines for nothing.
@@ -184,43 +187,52 @@ class SocketEngine:
         current_time = self._now
         pop_due = self._schedule.pop_due
         try_send = self._socket.try_send
+        claim = self._sessions.claim
         for _ in range(_SENDS_BETWEEN_CHECKPOINTS):
             now = current_time()
             popped = pop_due(now, _SEND_WINDOW)
             if popped is None:
                 return None
             session, seq = popped
-            packet, fingerprint = self._request(session, seq)
+            key = claim(session)
+            packet, fingerprint = self._request(session, key[3])
             try:
                 sent_ns = try_send(packet, session.address)
             except OSError as exc:
                 self._send_failed(session, seq, exc)
                 continue
             if sent_ns is None:
-                return session, seq, now
-            self._track(session, seq, fingerprint, sent_ns, now)
+                return session, seq, key, now
+            self._track(session, seq, key, fingerprint, sent_ns, now)
         return None
 
-    async def _send(self, session: Session, seq: int, sent_at: float) -> None:
+    async def _send(self, session: Session, seq: int, key: ProbeKey, sent_at: float) -> None:
         """Send one request, waiting for the socket as long as it takes."""
-        packet, fingerprint = self._request(session, seq)
+        packet, fingerprint = self._request(session, key[3])
         try:
             sent_ns = await self._socket.send(packet, session.address)
         except OSError as exc:
             self._send_failed(session, seq, exc)
             return
-        self._track(session, seq, fingerprint, sent_ns, sent_at)
+        self._track(session, seq, key, fingerprint, sent_ns, sent_at)
 
-    def _request(self, session: Session, seq: int) -> tuple[bytes, bytes]:
-        """Request ``seq`` of ``session``, and what its reply must carry to answer it."""
+    def _request(self, session: Session, wire_seq: int) -> tuple[bytes, bytes]:
+        """The request of ``session`` with ICMP sequence number ``wire_seq``, and what its
+        reply must carry to answer it."""
         if session.template is not None:
-            return session.template.encode(seq), session.payload
+            return session.template.encode(wire_seq), session.payload
         originate = ms_since_midnight(time.time_ns())
-        packet = icmp.encode_timestamp_request(session.ident, seq, originate)
+        packet = icmp.encode_timestamp_request(session.ident, wire_seq, originate)
         return packet, originate.to_bytes(4, "big")
 
     def _track(
-        self, session: Session, seq: int, fingerprint: bytes, sent_ns: int, sent_at: float
+        self,
+        session: Session,
+        seq: int,
+        key: ProbeKey,
+        fingerprint: bytes,
+        sent_ns: int,
+        sent_at: float,
     ) -> None:
         """Register a request just sent, so that its reply or its deadline settles it.
 
@@ -232,7 +244,7 @@ class SocketEngine:
             return
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
-        self._tracker.add(probe_key(session, seq), probe)
+        self._tracker.add(key, probe)
         wake = deadline + EXPIRY_SLACK
         if wake < self._expiry.moment:  # rarely: only a shorter timeout than those before
             self._expiry.bring_forward(wake)
