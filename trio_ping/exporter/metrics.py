@@ -87,8 +87,8 @@ class HostSeries:
     """The last reply's TTL or hop limit, if one came with it."""
     send_errors: int = 0
     icmp_errors: dict[str, int] = attrs.field(factory=dict)
-    handles: list[PingHandle] = attrs.field(factory=list)
-    """The sessions that pinged this host, whose duplicate replies count."""
+    handle: PingHandle | None = None
+    """The session pinging this host, which counts its duplicate replies."""
 
     def observe(self, result: PingResult) -> None:
         """Count one result. Called by the trio thread for each."""
@@ -110,7 +110,7 @@ class HostSeries:
 
     @property
     def duplicates(self) -> int:
-        return sum(handle.duplicates for handle in self.handles)
+        return 0 if self.handle is None else self.handle.duplicates
 
 
 def label_values(probe: Probe, names: Sequence[str]) -> tuple[str, ...]:

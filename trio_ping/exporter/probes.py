@@ -14,11 +14,6 @@ from trio_ping.exporter.metrics import ExporterMetrics, HostSeries
 from trio_ping.pinger import Pinger
 from trio_ping.results import PingResult
 
-# TEMPORARY, until Pinger.start takes count=None (branch trust-rate): a session of this
-# many requests, started again when it ends. An hour at 1 s; each restart leaves a gap of
-# at most the timeout after the chunk's last request.
-CHUNK = 3600
-
 
 @attrs.frozen(slots=False)
 class Change:
@@ -89,13 +84,13 @@ class Probes:
         group = probe.group
         handle = self._pinger.start(
             probe.ip,
-            count=CHUNK,
+            count=None,  # until cancelled
             interval=group.interval,
             timeout=group.timeout,
             results=send,
             target=None if probe.host == probe.ip else probe.host,
         )
-        series.handles.append(handle)
+        series.handle = handle
         return receive
 
     async def _count(
@@ -108,11 +103,9 @@ class Probes:
         observe = series.observe
         with scope:
             try:
-                while True:
-                    async with receive:
-                        async for result in receive:
-                            observe(result)
-                    receive = self._open_session(probe, series)  # TEMPORARY: see CHUNK
+                async with receive:
+                    async for result in receive:
+                        observe(result)
             finally:
-                for handle in series.handles:
-                    handle.cancel()
+                if series.handle is not None:
+                    series.handle.cancel()
