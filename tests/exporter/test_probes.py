@@ -4,6 +4,7 @@ counted, a reload's diff applied."""
 from __future__ import annotations
 
 import trio
+import trio.testing
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -37,7 +38,9 @@ def counters(metrics: ExporterMetrics, name: str) -> dict[str, float]:
     }
 
 
-async def test_probes_ping_until_stopped_and_follow_a_reload(autojump_clock: trio.Clock) -> None:
+async def test_probes_ping_until_stopped_and_follow_a_reload(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     sock = FakeIcmpSocket(twice)
     metrics = ExporterMetrics(NAMES)
     async with pinger_over(sock) as pinger, trio.open_nursery() as nursery:
