@@ -25,6 +25,7 @@ from trio_ping._engine.alarm import SleepUntil
 from trio_ping._engine.engine import SocketEngine
 from trio_ping._engine.sessions import Session
 from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._proto.rate import TokenBucket
 from trio_ping.results import PingResult
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
@@ -66,9 +67,14 @@ class Pinger:
     """Pings any number of targets at once. Made by :func:`open_pinger`; not thread-safe."""
 
     def __init__(
-        self, nursery: trio.Nursery, socket_factory: SocketFactory, precise_pacing: bool
+        self,
+        nursery: trio.Nursery,
+        socket_factory: SocketFactory,
+        precise_pacing: bool,
+        bucket: TokenBucket | None = None,
     ) -> None:
         """Use :func:`open_pinger` instead: it owns the nursery and cleans up."""
+        self._bucket = bucket
         self._nursery = nursery
         self._socket_factory = socket_factory
         self._precise_pacing = precise_pacing
@@ -193,6 +199,13 @@ class Pinger:
         engines = self._engines.values()
         return sum(e.malformed for e in engines), sum(e.invalid for e in engines)
 
+    @property
+    def rate_delay(self) -> float:
+        """The longest, in seconds, that a request due to be sent has waited so far for
+        the rate cap (``open_pinger(rate=...)``): 0.0 while the targets ask for no more
+        than the cap allows, and always without one."""
+        return max((engine.rate_delay for engine in self._engines.values()), default=0.0)
+
     def _engine(self, family: socket.AddressFamily) -> SocketEngine:
         """The engine for ``family``, made and running from its first use.
 
@@ -213,7 +226,7 @@ class Pinger:
             sleeper = TimerfdSleeper()
             self._closers.append(sleeper.close)
             sleep_until = sleeper.sleep_until
-        engine = SocketEngine(sock, sleep_until)
+        engine = SocketEngine(sock, sleep_until, self._bucket)
         self._closers.append(engine.close)
         self._engines[family] = engine
         self._nursery.start_soon(engine.run)
@@ -250,6 +263,7 @@ async def open_pinger(
     *,
     socket_factory: SocketFactory = IcmpSocket.open,
     precise_pacing: bool = True,
+    rate: float | None = None,
 ) -> AsyncIterator[Pinger]:
     """A :class:`Pinger` whose sockets and tasks live as long as the ``async with`` block.
 
@@ -259,12 +273,21 @@ async def open_pinger(
             bound to a device, ...).
         precise_pacing: pace requests with a timerfd (sub-millisecond); False uses trio's
             clock, which a test's fake clock can drive.
+        rate: at most this many requests a second over every socket together, sent
+            smoothly (a token bucket whose burst is a hundredth of a second's worth, at
+            least 1). A request the cap holds back is sent late, never dropped, and its
+            timeout counts from when it is sent; :attr:`Pinger.rate_delay` says how late.
+            None (the default): no cap.
+
+    Raises:
+        ValueError: ``rate`` is not a positive number.
     """
+    bucket = None if rate is None else TokenBucket.per_second(rate)
     pinger: Pinger | None = None
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            pinger = Pinger(nursery, socket_factory, precise_pacing)
+            pinger = Pinger(nursery, socket_factory, precise_pacing, bucket)
             try:
                 yield pinger
             except BaseException as exc:

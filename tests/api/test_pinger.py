@@ -147,3 +147,30 @@ async def test_a_run_without_a_count_says_when_the_pinger_closes_under_it(
             nursery.start_soon(consume)
             await trio.sleep(1.05)  # virtual: requests 0 .. 10 are answered
     assert [result.seq for result in seen] == list(range(11))
+
+
+@pytest.mark.parametrize("rate", [0, -1.0, math.nan, math.inf])
+async def test_open_pinger_refuses_a_rate_that_is_not_positive(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate must be a positive number"):
+        async with trio_ping.open_pinger(rate=rate):
+            pass  # pragma: no cover
+
+
+async def test_a_rate_holds_requests_back_and_says_how_long(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    got: list[PingResult] = []
+    async with trio_ping.open_pinger(
+        socket_factory=lambda _: fake, precise_pacing=False, rate=1000
+    ) as pinger:
+        assert pinger.rate_delay == 0.0
+        got = [result async for result in pinger.ping(TARGET, count=100, interval=0.0001)]
+        delay = pinger.rate_delay
+    assert [result.seq for result in got] == list(range(100))
+    times = [sent.time for sent in fake.sent]
+    # A burst of 10 (a hundredth of a second's worth) in the first 0.6 ms, as they fall
+    # due, then one a millisecond: the 100 ask for 10,000 a second.
+    assert max(times[:10]) < 0.001
+    assert times[10:] == pytest.approx([0.001 * k for k in range(1, 91)])
+    assert delay == pytest.approx(0.09 - 99 * 0.0001)

@@ -20,6 +20,7 @@ becomes that scope's deadline in turn, which is the per-sequence timeout scope a
 
 from __future__ import annotations
 
+import enum
 import math
 import socket
 import time
@@ -33,6 +34,7 @@ from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._proto import icmp
 from trio_ping._proto.batching import busy
+from trio_ping._proto.rate import TokenBucket
 from trio_ping._proto.schedule import Schedule
 from trio_ping._proto.timestamps import clock_offset_ms, ms_since_midnight
 from trio_ping._proto.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
@@ -66,11 +68,25 @@ _RECEIVE_PAUSE: Final = 0.001
 _RECEIVE_BATCH: Final = 256
 
 
+class _RateCapped(enum.Enum):
+    RATE_CAPPED = "rate capped"
+
+
+RATE_CAPPED: Final = _RateCapped.RATE_CAPPED
+"""What the sender's burst returns when the rate cap holds the next request back."""
+
+
 class SocketEngine:
     """Sends, receives and times out the requests of every session on one socket."""
 
-    def __init__(self, sock: IcmpSocket, sleep_until: SleepUntil) -> None:
+    def __init__(
+        self, sock: IcmpSocket, sleep_until: SleepUntil, bucket: TokenBucket | None = None
+    ) -> None:
         """Drive ``sock``; ``sleep_until`` paces the sender (precise, or trio's for tests).
+
+        With ``bucket``, every request takes a token from it before it is sent (the
+        pinger's rate cap, shared by its engines): one the bucket holds back leaves when
+        its token comes, and its timeout counts from then.
 
         Must be called inside a trio run: the engine keeps the run's clock. The engine
         takes sessions from here on; :meth:`run` sends, receives and times them out.
@@ -92,6 +108,10 @@ class SocketEngine:
         """Packets that failed to parse (bad checksum, truncated, ...)."""
         self.invalid = 0
         """Replies naming one of our requests but not carrying its payload."""
+        self._bucket = bucket
+        self.rate_delay = 0.0
+        """With a rate cap, the longest a request has left after it was due, in seconds:
+        how long the cap held it back (the sender itself is late by microseconds)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the sender, the receiver and the timeout task until cancelled.
@@ -159,8 +179,13 @@ class SocketEngine:
 
     async def _send_loop(self) -> None:
         """Send every request when it is due, in due order; never returns."""
+        bucket = self._bucket
         while True:
             stalled = self._send_burst()
+            if stalled is RATE_CAPPED:
+                assert bucket is not None
+                await self._pacing.wait(bucket.next_token(self._now()))
+                continue
             if stalled is not None:
                 # The kernel pushed back: wait until it takes the request. The retry may
                 # succeed at once, without a checkpoint, and the next burst may stall
@@ -175,11 +200,12 @@ class SocketEngine:
                 continue
             await self._pacing.wait(due)
 
-    def _send_burst(self) -> tuple[Session, int, ProbeKey, float] | None:
+    def _send_burst(self) -> tuple[Session, int, ProbeKey, float] | _RateCapped | None:
         """Send what is due (up to _SENDS_BETWEEN_CHECKPOINTS requests) while the kernel
         takes each at once; return the first it would not take, as (session, seq, key,
         sent_at): ``seq`` is the request's number in its session, ``key`` carries its
-        ICMP sequence number.
+        ICMP sequence number. RATE_CAPPED: something is due, and the rate cap's bucket
+        has no token for it yet.
 
         Synchronous, because the common case never waits: an ``await`` per request would
         build two coroutines for nothing.
@@ -188,8 +214,11 @@ class SocketEngine:
         pop_due = self._schedule.pop_due
         try_send = self._socket.try_send
         claim = self._sessions.claim
+        bucket = self._bucket
         for _ in range(_SENDS_BETWEEN_CHECKPOINTS):
             now = current_time()
+            if bucket is not None and not self._token(bucket, now):
+                return RATE_CAPPED
             popped = pop_due(now, _SEND_WINDOW)
             if popped is None:
                 return None
@@ -205,6 +234,18 @@ class SocketEngine:
                 return session, seq, key, now
             self._track(session, seq, key, fingerprint, sent_ns, now)
         return None
+
+    def _token(self, bucket: TokenBucket, now: float) -> bool:
+        """Whether the next request may go at ``now``: nothing is due (so there is nothing
+        to hold back), or something is and the bucket gave its token."""
+        due = self._schedule.next_due()
+        if due > now + _SEND_WINDOW:
+            return True
+        if not bucket.take(now):
+            return False
+        if now - due > self.rate_delay:
+            self.rate_delay = now - due
+        return True
 
     async def _send(self, session: Session, seq: int, key: ProbeKey, sent_at: float) -> None:
         """Send one request, waiting for the socket as long as it takes."""

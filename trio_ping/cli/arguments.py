@@ -15,7 +15,7 @@ import attrs
 from trio_ping import __version__
 from trio_ping.cli.environment import Environment
 from trio_ping.cli.output import OutputClosed, OutputError, write_all
-from trio_ping.cli.status import PROGRAM, ExitStatus
+from trio_ping.cli.status import PROGRAM, ExitStatus, quoted
 from trio_ping.pinger import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -49,6 +49,15 @@ class Config:
     json: bool
     summary: bool
     family: socket.AddressFamily
+    rate: float | None = None
+    """At most this many requests a second (``--rate``); None: no cap."""
+
+
+_VALUE_OPTIONS = ("--timeout", "--rate")
+"""The options that take a value, which may be negative (and so wrong)."""
+
+_MESSAGE_LIMIT = 160
+"""argparse's own messages (unrecognised arguments, ...) quote the input whole: cut."""
 
 
 class ArgumentsExit(Exception):
@@ -74,6 +83,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """One line, not argparse's usage block."""
+        if len(message) > _MESSAGE_LIMIT:
+            message = message[: _MESSAGE_LIMIT - 3] + "..."
         self.exit(ExitStatus.ERROR, f"{PROGRAM}: {message} (see '{PROGRAM} --help')\n")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
@@ -100,8 +111,47 @@ def _positive_seconds(text: str) -> float:
     except ValueError:
         value = math.nan
     if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds, got {quoted(text)}"
+        )
     return value
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of requests a second, got {quoted(text)}"
+        )
+    return value
+
+
+def _joined_values(argv: Sequence[str], options: Sequence[str]) -> list[str]:
+    """``argv`` with ``--timeout VALUE`` (and each option of :data:`_VALUE_OPTIONS`, or an
+    abbreviation that names only it) written ``--timeout=VALUE``.
+
+    Because ``-4`` and ``-6`` are options, argparse takes any argument that looks like a
+    negative number for an option, and ``--timeout -1`` would fail as "expected one
+    argument" instead of saying what is wrong with -1.
+    """
+    joined: list[str] = []
+    arguments = iter(argv)
+    for argument in arguments:
+        if argument == "--":
+            joined.append(argument)
+            joined.extend(arguments)
+            break
+        if argument.startswith("--") and "=" not in argument:
+            named = [option for option in options if option.startswith(argument)]
+            if len(named) == 1 and named[0] in _VALUE_OPTIONS:
+                value = next(arguments, None)
+                joined.append(argument if value is None else f"{argument}={value}")
+                continue
+        joined.append(argument)
+    return joined
 
 
 def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
@@ -132,6 +182,14 @@ def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
         metavar="SECONDS",
         help=f"wait this long for each reply, from its send time (default {DEFAULT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--rate",
+        type=_positive_rate,
+        default=None,
+        metavar="PPS",
+        help="send at most PPS requests a second over the whole run, evenly; requests the "
+        "cap holds back are sent late, never dropped (default: no cap)",
+    )
     family = parser.add_mutually_exclusive_group()
     family.add_argument(
         "-4", dest="family", action="store_const", const=socket.AF_INET, help="resolve to IPv4"
@@ -158,7 +216,10 @@ def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     # Intermixed: options may follow targets, as in "trio-ping 192.0.2.1,3,10 --json".
-    arguments = parser.parse_intermixed_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    long_options = [option for option in parser._option_string_actions if option[:2] == "--"]
+    arguments = parser.parse_intermixed_args(_joined_values(argv, long_options))
     return Config(
         targets=tuple(arguments.targets),
         timeout=arguments.timeout,
@@ -167,4 +228,5 @@ def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
         json=arguments.json,
         summary=arguments.summary,
         family=arguments.family or socket.AF_UNSPEC,
+        rate=arguments.rate,
     )

@@ -31,11 +31,16 @@ from trio_ping.cli.output import (
     write_all,
     write_results,
 )
-from trio_ping.cli.status import PROGRAM, ExitStatus, Run
+from trio_ping.cli.status import PROGRAM, ExitStatus, Run, quoted
 from trio_ping.cli.summary import TargetStatistics
 from trio_ping.cli.targets import Target, TargetError
 from trio_ping.pinger import Pinger, PingHandle, open_pinger
 from trio_ping.results import PingResult
+
+RATE_NOTE_DELAY = 0.1
+"""Once the rate cap has held a due request back by more than this (seconds), the run says,
+once, at its end, that the targets asked for more than ``--rate``: a shorter wait is the
+cap's small burst smoothing a handful of lines that came together, not a demand beyond it."""
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
@@ -123,7 +128,9 @@ async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:
             # The writer ends when every session's channel clone and ours are closed.
             async with (
                 open_pinger(
-                    socket_factory=env.socket_factory, precise_pacing=env.precise_pacing
+                    socket_factory=env.socket_factory,
+                    precise_pacing=env.precise_pacing,
+                    rate=config.rate,
                 ) as pinger,
                 trio.open_nursery() as work,
             ):
@@ -131,6 +138,11 @@ async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:
                 starter = _Starter(config, pinger, send_channel, run, work, env.stdin, env.resolve)
                 async with send_channel:
                     await starter.start_all()
+            if pinger.rate_delay > RATE_NOTE_DELAY:
+                run.note_once(
+                    f"--rate {config.rate:g}: the targets asked for more requests a second "
+                    f"than that; some were sent up to {pinger.rate_delay:.1f} s late (none dropped)"
+                )
             malformed, invalid = pinger.discarded()
             if config.verbose and (malformed or invalid):
                 run.note_once(
@@ -247,7 +259,7 @@ class _Starter:
             results.close()
             family = self.config.family
             wanted = {socket.AF_INET: " to an IPv4 address", socket.AF_INET6: " to an IPv6 address"}
-            self.run.error(f"{place}: cannot resolve {target.host!r}{wanted.get(family, '')}")
+            self.run.error(f"{place}: cannot resolve {quoted(target.host)}{wanted.get(family, '')}")
             return
         self._start(place, order, target, address, results)
 

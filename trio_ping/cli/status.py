@@ -23,6 +23,20 @@ PROGRAM = "trio-ping"
 _REFUSED_DESTINATION = frozenset({errno.EACCES, errno.EPERM, errno.EINVAL, errno.EADDRNOTAVAIL})
 
 
+QUOTE_LIMIT = 60
+"""The most characters of the user's input an error message quotes: a line of 2 MB is
+named, not echoed."""
+
+
+def quoted(text: str) -> str:
+    """``text`` quoted for an error message (``repr``), cut to :data:`QUOTE_LIMIT`
+    characters with an ellipsis and the length it had."""
+    if len(text) <= QUOTE_LIMIT:
+        return repr(text)
+    head = repr(text[: QUOTE_LIMIT - 3])
+    return f"{head[:-1]}...{head[-1]} ({len(text):,} characters)"
+
+
 class ExitStatus(enum.IntEnum):
     """Every way a run can end, as the shell sees it."""
 
