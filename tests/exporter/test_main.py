@@ -70,6 +70,9 @@ def test_bad_listen_addresses(text: str, reason: str) -> None:
 def test_arguments() -> None:
     out = io.StringIO()
     assert parse_arguments(["--config", "x.toml"], out) == Options("x.toml", "0.0.0.0", 9374)
+    assert parse_arguments(["--config", "x.toml", "--rate", "500"], out) == Options(
+        "x.toml", "0.0.0.0", 9374, 500.0
+    )
     assert parse_arguments(["--version"], out) == OK
     assert out.getvalue() == f"trio-ping-exporter {__version__}\n"
     help_out = io.StringIO()
@@ -83,7 +86,6 @@ def test_arguments() -> None:
         ([], "the following arguments are required: --config"),
         (["--config", "x", "--listen", "80"], "--listen: must be [HOST]:PORT"),
         (["--config", "x", "--rate", "0"], "--rate: must be a positive number"),
-        (["--config", "x", "--rate", "100"], "--rate: not supported yet"),
     ],
 )
 def test_bad_arguments_are_one_line(argv: list[str], said: str) -> None:
@@ -265,3 +267,21 @@ async def test_a_pinger_that_cannot_ping_is_status_1(tmp_path: Path) -> None:
     assert (
         stderr.getvalue() == "trio-ping-exporter: cannot ping: [Errno 1] Operation not permitted\n"
     )
+
+
+async def test_rate_goes_to_the_pinger(tmp_path: Path) -> None:
+    path = tmp_path / "exporter.toml"
+    path.write_text(GROUP.format(hosts='"192.0.2.1"'))
+    given: list[dict[str, Any]] = []
+    fake = fake_pinger()
+
+    def factory(**kwargs: Any) -> AbstractAsyncContextManager[Pinger]:
+        given.append(kwargs)
+        return fake(**kwargs)  # type: ignore[no-any-return]
+
+    def ready(port: int) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    options = Options(str(path), "127.0.0.1", 0, rate=50.0)
+    status = await serve(options, io.StringIO(), pinger_factory=factory, ready=ready)
+    assert (status, given) == (OK, [{"rate": 50.0}])
