@@ -224,13 +224,13 @@ async def test_a_broken_file_at_start_up_is_status_2(tmp_path: Path) -> None:
 
 async def test_an_option_the_pinger_lacks_is_refused_at_start_up(tmp_path: Path) -> None:
     path = tmp_path / "exporter.toml"
-    path.write_text(GROUP.format(hosts='"192.0.2.1"') + "size = 100\n")
+    path.write_text(GROUP.format(hosts='"192.0.2.1"') + 'source = "192.0.2.100"\n')
     stderr = io.StringIO()
     status = await serve(Options(str(path), "127.0.0.1", 0), stderr, pinger_factory=fake_pinger())
     assert status == USAGE
     assert stderr.getvalue() == (
-        f"trio-ping-exporter: {path}: targets[0]: size: not supported yet by this trio-ping's "
-        "pinger\n"
+        f"trio-ping-exporter: {path}: targets[0]: source: not supported yet by this "
+        "trio-ping's pinger\n"
     )
 
 

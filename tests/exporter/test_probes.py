@@ -3,6 +3,9 @@ counted, a reload's diff applied."""
 
 from __future__ import annotations
 
+import socket
+import sys
+
 import trio
 import trio.testing
 from prometheus_client import CollectorRegistry, generate_latest
@@ -65,3 +68,27 @@ async def test_probes_ping_until_stopped_and_follow_a_reload(
         assert counters(metrics, "smokeping_requests_total")["192.0.2.1"] == 121
         probes.stop()
         assert probes.running == ()
+
+
+async def test_a_groups_size_ttl_and_tos_go_with_each_request(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    group = TargetGroup(hosts=("192.0.2.3",), interval=1.0, timeout=0.5, size=100, ttl=7, tos=0xB8)
+    sock = FakeIcmpSocket(twice)
+    metrics = ExporterMetrics(NAMES)
+    async with pinger_over(sock) as pinger, trio.open_nursery() as nursery:
+        probes = Probes(nursery, pinger, metrics)
+        probes.apply([Probe("192.0.2.3", "192.0.2.3", group)], NAMES)
+        await trio.sleep(2.5)
+        probes.stop()
+    assert len(sock.sent) == 3
+    assert {len(sent.payload) for sent in sock.sent} == {100}
+    for sent in sock.sent:
+        options = {
+            (level, kind, int.from_bytes(data, sys.byteorder))
+            for level, kind, data in sent.ancillary
+        }
+        assert options == {
+            (socket.IPPROTO_IP, socket.IP_TTL, 7),
+            (socket.IPPROTO_IP, socket.IP_TOS, 0xB8),
+        }

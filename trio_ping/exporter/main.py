@@ -126,7 +126,9 @@ def parse_arguments(argv: Sequence[str], stdout: TextIO) -> Options | int:
 
 
 def check_supported(config: Config, start: Callable[..., Any]) -> None:
-    """Reject a per-request option the pinger cannot apply yet, rather than ignore it.
+    """Reject an option the pinger cannot apply per request, rather than ignore it: size,
+    ttl and tos go with each request; source and interface belong to a socket, and one
+    exporter has one pinger (a vantage point each), so they are refused for now.
 
     Raises:
         ConfigError: naming the file, the group and the option.

@@ -89,6 +89,9 @@ class Probes:
             timeout=group.timeout,
             results=send,
             target=None if probe.host == probe.ip else probe.host,
+            size=group.size,
+            ttl=group.ttl,
+            tos=group.tos,
         )
         series.handle = handle
         return receive
