@@ -208,9 +208,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         lab.destroy()
         print(f"\nlab: removed ({time.monotonic() - started:.0f} s of benchmarks)", flush=True)
+    header = _header(command, tools, sys.executable, trio_ping)
     print()
-    for line in _header(command, tools, sys.executable, trio_ping):
-        print(line)
+    print("\n".join(header))
     print()
     print(table(rows))
+    if interrupted or arguments.quick or arguments.cases != list(CASES):
+        print(f"\n{RESULTS.name} is kept as it was: only a full run (every case) rewrites it")
+    else:
+        RESULTS.write_text(results_page(header, table(rows)))
+        print(f"\nwritten: {RESULTS}")
     return 130 if interrupted else 0
+
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+"""Where a full run's figures go, replacing the last run's."""
+
+
+def results_page(header: Sequence[str], rendered: str) -> str:
+    """benchmarks/RESULTS.md for a full run: its header and its table."""
+    return (
+        "# Benchmark results\n\n"
+        "The latest full run of `nox -s bench` (`python -m benchmarks`), written by the run "
+        "itself and\nreplaced by the next one. How to read it, and how the figures have "
+        "moved:\n[docs/performance.md](../docs/performance.md).\n\n"
+        "```\n" + "\n".join(header) + "\n```\n\n"
+        "Cases a to c run three rounds, trio-ping then fping each time; each program's "
+        "median round\nis shown.\n\n" + rendered + "\n"
+    )
