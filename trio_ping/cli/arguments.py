@@ -250,7 +250,8 @@ def parse_arguments(argv: Sequence[str] | None, env: Environment) -> Config:
         "targets",
         nargs="*",
         metavar="TARGET",
-        help="ADDRESS,COUNT,INTERVAL_MS: ADDRESS an IPv4 or IPv6 address or a host name, "
+        help="ADDRESS,COUNT,INTERVAL_MS: ADDRESS an IPv4 or IPv6 address (link-local with its "
+        "zone: fe80::1%%eth0) or a host name, "
         "COUNT 1..10, INTERVAL_MS 1..1000; none or '-': read targets from standard input, "
         "one per line",
     )
