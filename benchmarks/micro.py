@@ -6,34 +6,25 @@ conclusion computed from those figures. The Python version and platform come fir
 of these tricks pay on one interpreter and not on another. No root, no network: the socket
 case talks to itself on 127.0.0.1. Run it with ``nox -s micro``.
 
-The cases, and the comment each backs:
+The cases, and the comment each backs (the comment quotes this machine's figure and names
+its case):
 
-- ``enum_member_read``: trio_ping/results.py (REPLY, "0.17 us against 0.01"),
-  trio_ping/_proto/tracker.py (ANSWERED).
-- ``frozen_slots``: trio_ping/results.py (PingResult "1.5 us instead of 2.5"),
-  trio_ping/cli/targets.py (Target, not slotted).
-- ``frozen_echo_reply``: trio_ping/_proto/icmp.py (EchoReply not frozen, "1.43 against 0.33").
-- ``result_positional_vs_keywords``: trio_ping/_engine/engine.py (_answered, "2.4 us
-  instead of 3.0").
-- ``target_positional_vs_keywords``: trio_ping/cli/targets.py (Target.parse, "keywords
-  cost a third").
-- ``echo_template_encode``: trio_ping/_proto/icmp.py (EchoRequestTemplate, "0.5 us a packet
-  instead of 1.9").
-- ``namedtuple_new``: trio_ping/_io/datagrams.py (_new_tuple, "0.44 vs 0.1 us").
-- ``recvmmsg_vs_recvmsg_into``: trio_ping/_io/datagrams.py (module docstring, 14,400 against
-  5,600 instructions a reply).
-- ``schedule_fifo_vs_heap``: trio_ping/_proto/schedule.py ("0.1 us", "1.5 us" at 20,000).
-- ``tracker_fifo_vs_heap``: trio_ping/_proto/tracker.py ("0.15 us", "1.3 us at 40,000").
-- ``clock_method``: trio_ping/_engine/engine.py (self._now, "0.15 us instead of 0.37").
-- ``inet_pton_vs_ipaddress``: trio_ping/_addresses.py (parse_ip, "15 times faster").
-- ``normalised_ipv4``: trio_ping/_addresses.py (normalised, "saves 0.3 us a line").
-- ``run_loop_pass``: trio_ping/_proto/batching.py and trio_ping/_engine/engine.py
-  (_SEND_WINDOW, "about 15 us of CPU").
-- ``timeout_design``: trio_ping/_engine/engine.py (module docstring, a task per request
-  "47 us of CPU" against the shared scope "about 1.5 us").
-- ``gc_freeze``: trio_ping/cli/main.py (_tune_garbage_collection, "a quarter of the CPU").
-- ``write_thread_hop``: trio_ping/cli/output.py (write_results: a write that cannot wait
-  skips the thread; trio.to_thread against a long-lived writer thread).
+- ``enum_member_read``: trio_ping/results.py (REPLY), trio_ping/_proto/tracker.py (ANSWERED).
+- ``frozen_slots``: trio_ping/results.py (PingResult not slotted), trio_ping/cli/targets.py.
+- ``frozen_echo_reply``: trio_ping/_proto/icmp.py (EchoReply not frozen).
+- ``result_positional_vs_keywords``: trio_ping/results.py (the reply factories).
+- ``target_positional_vs_keywords``: trio_ping/cli/targets.py (Target.parse).
+- ``echo_template_encode``: trio_ping/_proto/icmp.py (EchoRequestTemplate).
+- ``namedtuple_new``: trio_ping/_io/datagrams.py (_new_tuple).
+- ``recvmmsg_vs_recvmsg_into``: trio_ping/_io/datagrams.py (module docstring).
+- ``schedule_fifo_vs_heap``, ``tracker_fifo_vs_heap``: trio_ping/_proto/due_queue.py.
+- ``clock_method``: trio_ping/_engine/engine.py (SocketEngine._now).
+- ``inet_pton_vs_ipaddress``, ``normalised_ipv4``: trio_ping/_addresses.py.
+- ``run_loop_pass``: trio_ping/_proto/batching.py, trio_ping/_engine/engine.py (_SEND_WINDOW).
+- ``timeout_design``: trio_ping/_engine/engine.py (module docstring: a task per request
+  against one cancel scope per socket).
+- ``gc_freeze``: trio_ping/cli/main.py (_tune_garbage_collection).
+- ``write_thread_hop``: trio_ping/cli/output.py (a write that cannot wait skips the thread).
 """
 
 from __future__ import annotations
@@ -184,7 +175,7 @@ def frozen_echo_reply(repeat: int) -> Outcome:
     )
 
 
-@case("trio_ping/_engine/engine.py SocketEngine._answered (PingResult positional)")
+@case("trio_ping/results.py reply factories (PingResult positional)")
 def result_positional_vs_keywords(repeat: int) -> Outcome:
     positional = per_call(
         "cls('192.0.2.1', 3, REPLY, 1234, 64, None, None, None, True)",
@@ -339,7 +330,7 @@ def _schedule(targets: int, *, heap: bool) -> Schedule[int]:
     return schedule
 
 
-@case("trio_ping/_proto/schedule.py (FIFO 0.1 us, heap 1.5 us at 20,000)")
+@case("trio_ping/_proto/due_queue.py, for the schedule (FIFO against heap at 20,000)")
 def schedule_fifo_vs_heap(repeat: int) -> Outcome:
     targets = 20_000
     # pop_due(0, huge): every request is due, and a start never moves (now is not after it).
@@ -380,7 +371,7 @@ def _tracker_step(outstanding: int, batch: int, *, heap: bool) -> Callable[[], N
     return step
 
 
-@case("trio_ping/_proto/tracker.py (FIFO 0.15 us, heap 1.3 us at 40,000)")
+@case("trio_ping/_proto/due_queue.py, for the tracker (FIFO against heap at 40,000)")
 def tracker_fifo_vs_heap(repeat: int) -> Outcome:
     outstanding, batch = 40_000, 100
     fifo = per_call(_tracker_step(outstanding, batch, heap=False), repeat) / batch
