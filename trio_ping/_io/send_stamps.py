@@ -39,10 +39,17 @@ refuses the whole option with EINVAL, and :func:`enable` then says stamps are
 unavailable. No privilege is needed for any of them.
 
 Limits: the error queue counts against the socket's receive buffer
-(``sock_queue_err_skb``): a stamp that does not fit is dropped without a trace, so the
-queue must be drained as fast as it fills. On a datagram socket, ICMP errors about our
-requests share the queue (trio_ping/_io/error_queue.py); :meth:`ErrorQueueReader.drain`
-returns both.
+(``sock_queue_err_skb``): a stamp that does not fit is dropped without a trace, and so
+is a reply that finds the buffer full of stamps. Measured: 832 bytes of the buffer a
+stamp entry (as much as an IPv4 reply), so the pinger's 16 MB (32 MB as the kernel
+counts it) holds 13,443 requests' stamps and replies; at 20,000 requests a second left
+undrained for 1 s, 6,557 of 20,000 lost both stamps and replies; drained every 0.5 s,
+none. Where the buffer filled between a packet's two stamps, SCHED came without SND.
+On a datagram socket, ICMP errors about our requests share the queue
+(trio_ping/_io/error_queue.py): :meth:`ErrorQueueReader.drain` returns both.
+
+Cost: 3.8 to 5.5 us a request, user + sys, about 1.6 us of it in user space
+(``python -m benchmarks.micro_stamps``, Python 3.11.7, the 2-core lab VM).
 """
 
 from __future__ import annotations
