@@ -26,6 +26,7 @@ import trio
 from tests.lab import packets
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._io.send_stamps import SendStamp
 from trio_ping._proto import icmp
 
 LOCAL = "192.0.2.100"
@@ -84,6 +85,10 @@ class Delivery:
 Peer = Callable[[Sent], Iterable[Delivery]]
 """The network's answer to one request; raise OSError to have the kernel refuse the send."""
 
+Stamper = Callable[[Sent], Iterable[tuple[int, float]]]
+"""The kernel's transmit stamps of one request sent: (kind, seconds after the send call
+began), in the order the kernel queues them (send_stamps.SCM_TSTAMP_SCHED, _SND)."""
+
 
 class FakeIcmpSocket(IcmpSocket):
     """An ICMP socket with a scripted network behind it. No file descriptor, no I/O."""
@@ -95,6 +100,7 @@ class FakeIcmpSocket(IcmpSocket):
         *,
         raw: bool = True,
         epoch_ns: int = 0,
+        stamper: Stamper | None = None,
     ) -> None:
         """Answer every request as ``peer`` says; ``family`` picks the codec, as for real.
 
@@ -103,6 +109,9 @@ class FakeIcmpSocket(IcmpSocket):
         hands over only Echo Replies carrying it, without their IP header. Peers still
         answer with whole IPv4 datagrams. ``epoch_ns`` is what CLOCK_REALTIME read when
         trio's clock read 0: the fake's send and receive stamps are on that clock.
+        With a ``stamper``, the kernel gives transmit stamps (``transmit_stamps``): each
+        request sent queues those it says at once, as veth does, keyed as the kernel keys
+        them (one key a successful send, from 0).
         """
         # No super().__init__(): there is no real socket to configure.
         self.family = family
@@ -111,6 +120,10 @@ class FakeIcmpSocket(IcmpSocket):
         self.raw_ipv4 = raw and family == socket.AF_INET  # as IcmpSocket.__init__ sets it
         self.reads_error_queue = not raw
         self.epoch_ns = epoch_ns
+        self.transmit_stamps = stamper is not None
+        self.sent_key = -1
+        self.stamper = stamper
+        self._stamps: list[SendStamp] = []
         self.peer = peer
         self.sent: list[Sent] = []
         """Every request the kernel took, in order."""
@@ -157,6 +170,11 @@ class FakeIcmpSocket(IcmpSocket):
             self.refused.append(sent)
             raise
         self.sent.append(sent)
+        self.sent_key += 1
+        if self.stamper is not None:
+            key = self.sent_key & 0xFFFF_FFFF
+            for kind, after in self.stamper(sent):
+                self._stamps.append(SendStamp(key, kind, self.epoch_ns + to_ns(sent.time + after)))
         for delivery in deliveries:
             self.deliver(delivery)
         return self.epoch_ns + to_ns(sent.time)
@@ -203,6 +221,11 @@ class FakeIcmpSocket(IcmpSocket):
             heapq.heappush(self._pending, (due, next(self._order), message))
             self._lot.unpark_all()
         return True
+
+    def take_stamps(self) -> list[SendStamp]:
+        """The transmit stamps queued since the last call, as IcmpSocket's."""
+        stamps, self._stamps = self._stamps, []
+        return stamps
 
     def take_errors(self) -> list[icmp.ErrorReport]:
         """The queued ICMP errors that receive_batch has come to, as IcmpSocket's."""

@@ -53,7 +53,7 @@ from trio_ping._io.datagrams import Datagram
 from trio_ping._proto import icmp
 from trio_ping._proto.tracker import Probe
 from trio_ping.pinger import Pinger
-from trio_ping.results import PingResult, Status
+from trio_ping.results import USER_TIME, PingResult, Status
 
 # Schedule and RTT ------------------------------------------------------------------------
 
@@ -73,7 +73,9 @@ async def test_requests_leave_on_schedule_while_replies_are_slow(
     answered = by_seq(results)
     assert sorted(answered) == list(range(10))
     for seq, (at, result) in answered.items():
-        assert result == PingResult(TARGET, seq, Status.REPLY, rtt_us=300_000, ttl=64)
+        assert result == PingResult(
+            TARGET, seq, Status.REPLY, rtt_us=300_000, ttl=64, send_stamp=USER_TIME
+        )
         assert at == pytest.approx(send_times[seq] + 0.3, abs=EXACT)
 
 
@@ -435,7 +437,15 @@ async def test_ipv6_uses_an_icmpv6_socket(autojump_clock: trio.testing.MockClock
     assert [sent.packet[2:4] for sent in fake.sent] == [b"\0\0"] * 2  # the kernel's to fill
     assert [result for _, result in results] == [
         # Written differently from its normalised form: the results say what was asked.
-        PingResult("2001:db8::1", seq, Status.REPLY, rtt_us=3000, ttl=64, target="2001:DB8::0:1")
+        PingResult(
+            "2001:db8::1",
+            seq,
+            Status.REPLY,
+            rtt_us=3000,
+            ttl=64,
+            target="2001:DB8::0:1",
+            send_stamp=USER_TIME,
+        )
         for seq in (0, 1)
     ]
 
@@ -498,6 +508,7 @@ async def test_timestamp_reply_gives_the_peers_times_and_the_offset(
             receive_ms=NOON_MS + 1000 * seq + 7,
             transmit_ms=NOON_MS + 1000 * seq + 7,
             offset_ms=5.0,
+            send_stamp=USER_TIME,
         )
         for seq in (0, 1)
     ]
@@ -706,7 +717,15 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
         )
         results = sorted([result async for result in receive_channel], key=lambda r: r.seq)
     assert results == [
-        PingResult(TARGET, 0, Status.REPLY, rtt_us=2000, ttl=64, target="host.example"),
+        PingResult(
+            TARGET,
+            0,
+            Status.REPLY,
+            rtt_us=2000,
+            ttl=64,
+            target="host.example",
+            send_stamp=USER_TIME,
+        ),
         PingResult(
             TARGET,
             1,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.io.test_icmp_socket import control_message
+from tests.io.test_datagrams import control_message
 from trio_ping._io import error_queue, send_stamps
 from trio_ping._io.datagrams import SO_TIMESTAMPNS
 from trio_ping._io.send_stamps import SCM_TSTAMP_SCHED, SCM_TSTAMP_SND, SendStamp

@@ -31,12 +31,16 @@ from trio_ping._engine.alarm import Alarm, SleepUntil
 from trio_ping._engine.sessions import Session, Sessions, ident_in_payload, probe_key
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._io.send_stamps import SCM_TSTAMP_SND, SendStamp
 from trio_ping._proto import icmp
 from trio_ping._proto.batching import busy
 from trio_ping._proto.schedule import Schedule
 from trio_ping._proto.timestamps import clock_offset_ms, ms_since_midnight
 from trio_ping._proto.tracker import ANSWERED, Probe, Tracker, Verdict
 from trio_ping.results import (
+    DRIVER_STAMP,
+    QUEUE_STAMP,
+    USER_TIME,
     PingResult,
     icmp_error_result,
     reply_result,
@@ -64,6 +68,11 @@ EXPIRY_SLACK: Final = 0.005
 # meanwhile.
 _RECEIVE_PAUSE: Final = 0.001
 _RECEIVE_BATCH: Final = 256
+_KEY_MASK: Final = 0xFFFF_FFFF  # transmit-stamp keys are u32 (send_stamps.KEY_MODULUS)
+# Requests waiting for their driver's stamp are looked over, to forget those that ended
+# without one (a device that gives only SCHED, a stamp the full buffer dropped), when
+# their table outgrows twice what it held after the last look, and this at least.
+_STAMP_TABLE_FLOOR: Final = 4096
 
 
 class SocketEngine:
@@ -88,6 +97,11 @@ class SocketEngine:
         self._settle = self._sessions.settle
         self._pacing = Alarm(sleep_until)  # the sender's: precise, cut short by a start
         self._expiry = Alarm()  # the timeout task's: a deadline, moved by an earlier one
+        self._transmit_stamps = sock.transmit_stamps
+        # Requests sent, by transmit-stamp key, until their driver's stamp comes (or they
+        # end: see _forget_ended).
+        self._awaiting_stamp: dict[int, Probe[Session]] = {}
+        self._stamp_table_bound = _STAMP_TABLE_FLOOR
         self.malformed = 0
         """Packets that failed to parse (bad checksum, truncated, ...)."""
         self.invalid = 0
@@ -233,6 +247,11 @@ class SocketEngine:
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
         self._tracker.add(probe_key(session, seq), probe)
+        if self._transmit_stamps:
+            awaiting = self._awaiting_stamp
+            awaiting[self._socket.sent_key & _KEY_MASK] = probe
+            if len(awaiting) > self._stamp_table_bound:
+                self._forget_ended(sent_at)
         wake = deadline + EXPIRY_SLACK
         if wake < self._expiry.moment:  # rarely: only a shorter timeout than those before
             self._expiry.bring_forward(wake)
@@ -258,6 +277,8 @@ class SocketEngine:
         answer = self._tracker.answer
         answered = self._answered
         reads_error_queue = self._socket.reads_error_queue
+        transmit_stamps = self._transmit_stamps
+        take_stamps = self._socket.take_stamps
         last_wake = -math.inf
         while True:
             batch = await receive_batch(_RECEIVE_BATCH)
@@ -265,6 +286,12 @@ class SocketEngine:
             if reads_error_queue:
                 for report in self._socket.take_errors():
                     self._on_error(report)
+            if transmit_stamps:
+                # Before the replies: the socket read the stamps after the datagrams, so
+                # every request this batch answers has its own among them (or lost it).
+                stamps = take_stamps()
+                if stamps:
+                    self._apply_stamps(stamps)
             for datagram in batch:
                 echo = echo_reply(datagram.data) if shortcut else None
                 if echo is None:
@@ -280,6 +307,39 @@ class SocketEngine:
             if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
                 await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
             last_wake = now
+
+    def _apply_stamps(self, stamps: list[SendStamp]) -> None:
+        """Make each stamp its request's send time: the driver's (SND) over the queueing
+        layer's (SCHED), which stands in only until the driver's comes, if it does.
+
+        A stamp earlier than the time its request already has is not that request's: its
+        key was counted before a restart (IcmpSocket._restart_keys), so it is dropped.
+        """
+        awaiting = self._awaiting_stamp
+        for key, kind, stamp_ns in stamps:
+            probe = awaiting.get(key)
+            if probe is None:
+                continue  # its request ended, or was sent before the table knew it
+            if kind == SCM_TSTAMP_SND:
+                del awaiting[key]
+                label = DRIVER_STAMP
+            elif probe.send_stamp == USER_TIME:
+                label = QUEUE_STAMP
+            else:
+                continue
+            if stamp_ns >= probe.sent_ns and not probe.settled:
+                probe.sent_ns = stamp_ns
+                probe.send_stamp = label
+
+    def _forget_ended(self, now: float) -> None:
+        """Drop from the stamp table the requests that ended (settled, or past their
+        deadline) before their driver's stamp came."""
+        self._awaiting_stamp = {
+            key: probe
+            for key, probe in self._awaiting_stamp.items()
+            if not probe.settled and probe.deadline > now
+        }
+        self._stamp_table_bound = max(_STAMP_TABLE_FLOOR, 2 * len(self._awaiting_stamp))
 
     def _judge(self, datagram: Datagram, now: float) -> None:
         """Act on one datagram in full: any ICMP message, from any kind of socket."""
@@ -334,6 +394,7 @@ class SocketEngine:
                 ttl,
                 datagram.kernel_timestamp,
                 session.target,
+                probe.send_stamp,
             )
         else:
             result = _timestamp_result(probe, rtt_us, ttl, datagram, timestamps)
@@ -401,11 +462,13 @@ def _timestamp_result(
         (message.originate, message.receive, message.transmit),
         offset_ms,
         session.target,
+        probe.send_stamp,
     )
 
 
 def round_trip_us(probe: Probe[Session], received_ns: int, now: float) -> int:
-    """The RTT in whole microseconds, from the send time and the kernel's receive stamp.
+    """The RTT in whole microseconds, from the send time (the kernel's transmit stamp
+    where it gave one, ``probe.send_stamp``) and the kernel's receive stamp.
 
     Both stamps are CLOCK_REALTIME. If that clock was stepped between them (NTP, an admin),
     their difference is wrong, and it shows: it is negative, or longer than the time that

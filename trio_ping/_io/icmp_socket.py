@@ -7,7 +7,9 @@ retry. Exactly one task may wait on the descriptor for reading: the pinger's rec
 Times: receive times are the kernel's ``SO_TIMESTAMPNS`` stamps (CLOCK_REALTIME, taken when
 the packet reached the socket, before any scheduling delay); send times are read from the
 same clock immediately before the send call, so an RTT is the difference of two readings
-of one clock.
+of one clock. Where the kernel gives transmit stamps (:attr:`IcmpSocket.transmit_stamps`,
+trio_ping/_io/send_stamps.py), :meth:`IcmpSocket.take_stamps` has the kernel's own send
+time of each packet, on that clock too, keyed by :attr:`IcmpSocket.sent_key`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Final
 
 import trio
 
-from trio_ping._io import error_queue
+from trio_ping._io import error_queue, send_stamps
 from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 from trio_ping._proto import icmp
 
@@ -107,6 +109,15 @@ class IcmpSocket:
         datagrams: a datagram socket is never handed the error packets themselves."""
         if self.reads_error_queue:
             error_queue.enable(sock)
+        self.transmit_stamps = send_stamps.enable(sock)
+        """The kernel stamps every packet sent, on the error queue: :meth:`take_stamps`.
+        False where it cannot (send times are then read in user space only)."""
+        self.sent_key = -1
+        """The ``OPT_ID`` key of the last packet sent, modulo 2**32 (the kernel counts each
+        successful send, from 0; a send that fails takes no key)."""
+        self._stamps: list[send_stamps.SendStamp] = []
+        # One reader for the one queue: transmit stamps and, on a datagram socket, ICMP errors.
+        self._queue = send_stamps.ErrorQueueReader(sock) if self.transmit_stamps else None
         self._errors: list[icmp.ErrorReport] = []
         self._sock = sock
         self._reader = DatagramReader(sock)
@@ -166,6 +177,12 @@ class IcmpSocket:
         that send fails and its packet does not leave. The error is consumed by being
         returned, so the send is tried again; an error that comes back every time is the
         kernel's answer to this packet.
+
+        Only a send that succeeds takes a transmit-stamp key (:attr:`sent_key`): a send
+        refused before its packet is built (a pending error, EAGAIN, no route) releases
+        the key it held (``__ip_append_data``, ``__ip6_append_data``). ENOBUFS is the one
+        refusal that may come after the packet took its key (a full device queue, which
+        only a socket with ``IP_RECVERR`` is told of), so after one the count restarts.
         """
         attempts = _PENDING_ERROR_ATTEMPTS if self.reads_error_queue else 1
         while True:
@@ -173,11 +190,21 @@ class IcmpSocket:
             try:
                 self._sock.sendto(packet, destination)
             except OSError as exc:
+                if exc.errno == errno.ENOBUFS and self.transmit_stamps:
+                    self._restart_keys()
                 attempts -= 1
                 if attempts == 0 or exc.errno not in _ICMP_ERRNOS:
                     raise
             else:
+                self.sent_key += 1
                 return sent_ns
+
+    def _restart_keys(self) -> None:
+        """Have the kernel count keys from 0 again: turning ``OPT_ID`` off and on resets
+        its count (``sock_set_timestamping``). A stamp still queued under an old key is
+        earlier than any request sent from now on, which is how the engine tells it."""
+        send_stamps.restart_keys(self._sock)
+        self.sent_key = -1
 
     async def send(self, packet: bytes, address: str) -> int:
         """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
@@ -223,7 +250,7 @@ class IcmpSocket:
             try:
                 batch = self._reader.read(limit)
             except BlockingIOError:
-                if self.reads_error_queue and self._drain_error_queue():
+                if (self.reads_error_queue or self.transmit_stamps) and self._drain_error_queue():
                     batch = []
                     break
                 await trio.lowlevel.wait_readable(self._sock)
@@ -239,6 +266,11 @@ class IcmpSocket:
                 break
             if batch:  # else every datagram read was too long to be ours: read on
                 break
+        if batch and self._queue is not None:
+            # After the datagrams: a packet's stamps are queued before it leaves (in the
+            # sendto call itself on veth and loopback), so every request these replies
+            # answer has its stamps in the queue by now.
+            self._drain_error_queue()
         if not waited:
             await trio.lowlevel.checkpoint()
         return batch
@@ -249,9 +281,26 @@ class IcmpSocket:
         errors, self._errors = self._errors, []
         return errors
 
+    def take_stamps(self) -> list[send_stamps.SendStamp]:
+        """The transmit stamps read from the error queue since the last call, oldest first
+        (only with :attr:`transmit_stamps`). :meth:`receive_batch` reads them after its
+        datagrams, so the requests its replies answer have theirs here by then."""
+        stamps, self._stamps = self._stamps, []
+        return stamps
+
     def _drain_error_queue(self) -> bool:
-        """Move what the error queue holds to :meth:`take_errors`; whether any came."""
-        self._errors.extend(error_queue.read_errors(self._sock))
+        """Move what the error queue holds to :meth:`take_errors` and :meth:`take_stamps`;
+        whether any ICMP error came.
+
+        With transmit stamps on, a raw socket's queue must be drained too: it makes the
+        socket poll EPOLLERR until empty, and its entries take the receive buffer's room.
+        """
+        if self._queue is None:
+            self._errors.extend(error_queue.read_errors(self._sock))
+        else:
+            stamps, errors = self._queue.drain()
+            self._stamps.extend(stamps)
+            self._errors.extend(errors)
         return bool(self._errors)
 
     def decode(self, datagram: Datagram) -> icmp.Message:

@@ -194,6 +194,14 @@ def enable(sock: socket.socket) -> bool:
     return True
 
 
+def restart_keys(sock: socket.socket) -> None:
+    """Have the kernel count ``OPT_ID`` keys from 0 again, for the next packet sent:
+    setting the option with ``OPT_ID`` where it was off resets the count
+    (``sock_set_timestamping``), so it is set once without and once with."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TX_FLAGS & ~SOF_TIMESTAMPING_OPT_ID)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TX_FLAGS)
+
+
 def parse_stamp(control: bytes, *, ipv6: bool) -> SendStamp | None:
     """The transmit stamp in one error-queue entry's control data (struct cmsghdr, one
     after another), or None if the entry is not a whole timestamping entry (an ICMP error,
