@@ -28,7 +28,7 @@ from tests.lab.addresses import PEER_LINK
 from trio_ping._proto import icmp
 
 REQUEST_KEYS = ["v", "event", "target", "address", "seq", "rtt_us", "ttl"]
-REQUEST_KEYS += ["error", "reason", "from"]
+REQUEST_KEYS += ["error", "reason", "from", "send_stamp"]
 TIMESTAMP_KEYS = ["originate_ms", "receive_ms", "transmit_ms", "offset_ms"]
 
 NOON_NS = (20_000 * 86_400 + 12 * 3600) * 1_000_000_000
@@ -120,6 +120,7 @@ def test_json_timestamp_events_carry_the_times() -> None:
         "error": None,
         "reason": None,
         "from": None,
+        "send_stamp": "user",
         "originate_ms": NOON_MS,
         "receive_ms": NOON_MS + 1 - 3,
         "transmit_ms": NOON_MS + 1 - 3,
@@ -154,7 +155,7 @@ def test_json_gives_every_event_type_with_stable_keys() -> None:
     events = outcome.events
     assert all(list(event) == REQUEST_KEYS for event in events)
     by_address = {event["address"]: event for event in events}
-    nothing = dict.fromkeys(["rtt_us", "ttl", "error", "reason", "from"])
+    nothing = dict.fromkeys(["rtt_us", "ttl", "error", "reason", "from", "send_stamp"])
     assert by_address == {
         "127.0.0.1": {
             "v": 1,
@@ -165,6 +166,7 @@ def test_json_gives_every_event_type_with_stable_keys() -> None:
             **nothing,
             "rtt_us": 1000,
             "ttl": 64,
+            "send_stamp": "user",
         },
         "127.0.0.2": {
             "v": 1,

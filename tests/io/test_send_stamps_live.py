@@ -153,3 +153,20 @@ async def test_a_datagram_socket_drains_stamps_and_an_icmp_error_together(
     assert error.type == (
         icmp.ICMPV6_DESTINATION_UNREACHABLE if ipv6 else icmp.DESTINATION_UNREACHABLE
     )
+
+
+async def test_restarting_the_keys_counts_the_next_packet_from_zero(lab: Lab) -> None:
+    sock, raw = _open(lab, socket.AF_INET, socket.SOCK_RAW)
+    try:
+        assert sock.transmit_stamps
+        reader = send_stamps.ErrorQueueReader(raw)
+        _send_all(sock, [answering(index + 1) for index in range(3)], ipv6=False)
+        assert sock.sent_key == 2
+        sock._restart_keys()
+        assert sock.sent_key == -1
+        _send_all(sock, [answering(index + 1) for index in range(2)], ipv6=False)
+        stamps, _ = reader.drain()
+    finally:
+        sock.close()
+    assert sock.sent_key == 1
+    assert [stamp.key for stamp in stamps if stamp.kind == SCM_TSTAMP_SND] == [0, 1, 2, 0, 1]

@@ -37,6 +37,7 @@ REQUEST_KEYS = [
     "error",
     "reason",
     "from",
+    "send_stamp",
 ]
 TIMESTAMP_KEYS = ["originate_ms", "receive_ms", "transmit_ms", "offset_ms"]
 SUMMARY_KEYS = [
@@ -176,6 +177,9 @@ def test_json_gives_every_event_type_with_stable_keys(lab: Lab) -> None:
         ("localhost", LOOPBACK, 1),
     ]
     assert all(e["rtt_us"] > 0 and e["ttl"] == 64 and e["error"] is None for e in replies)
+    # Loopback's driver stamps each packet sent: the RTT starts from the kernel's time.
+    assert all(e["send_stamp"] == "driver" for e in replies)
+    assert all(e["send_stamp"] is None for e in requests if e["event"] != "reply")
     [timeout] = [e for e in requests if e["event"] == "timeout"]
     assert (timeout["address"], timeout["rtt_us"], timeout["reason"]) == (silent(1), None, None)
     [error] = [e for e in requests if e["event"] == "error"]

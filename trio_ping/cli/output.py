@@ -66,8 +66,9 @@ def json_formatter(*, timestamp: bool) -> Formatter:
 
     Every request event has the same keys, null where they do not apply, so a consumer
     never has to test for a key: ``v, event, target, address, seq, rtt_us, ttl, error,
-    reason, from``, and in timestamp mode also ``originate_ms, receive_ms, transmit_ms,
-    offset_ms``.
+    reason, from, send_stamp``, and in timestamp mode also ``originate_ms, receive_ms,
+    transmit_ms, offset_ms``. ``send_stamp`` (a reply's: whose send time its RTT starts
+    from, PingResult.send_stamp) came later in version 1: a key added, none changed.
     """
 
     def format_json(result: PingResult) -> str:
@@ -82,6 +83,7 @@ def json_formatter(*, timestamp: bool) -> Formatter:
             "error": _ERROR_KINDS.get(result.status),
             "reason": result.reason,
             "from": result.reported_by,
+            "send_stamp": result.send_stamp,
         }
         if timestamp:
             record.update(
