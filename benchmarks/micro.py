@@ -32,6 +32,8 @@ The cases, and the comment each backs:
 - ``timeout_design``: trio_ping/_engine/engine.py (module docstring, a task per request
   "47 us of CPU" against the shared scope "about 1.5 us").
 - ``gc_freeze``: trio_ping/cli/main.py (_tune_garbage_collection, "a quarter of the CPU").
+- ``write_thread_hop``: trio_ping/cli/output.py (write_results: a write that cannot wait
+  skips the thread; trio.to_thread against a long-lived writer thread).
 """
 
 from __future__ import annotations
@@ -542,6 +544,80 @@ def timeout_design(repeat: int) -> Outcome:
         ],
         f"the shared scope saves {spawned - shared:.1f} us of CPU a request "
         f"({ratio(spawned, shared)})",
+    )
+
+
+@case("trio_ping/cli/output.py write_results (the writer's thread, and the write that skips it)")
+def write_thread_hop(repeat: int) -> Outcome:
+    import os
+    import queue
+    import threading
+
+    from trio_ping.cli.output import _never_blocks, _write_bytes
+
+    writes = 2_000
+    # 40 lines: what one write carries at 20,000 results a second, one every FLUSH_PAUSE.
+    data = b"10.202.0.1,0,123\n" * 40
+    read_fd, write_fd = os.pipe()
+    never_blocks = _never_blocks(write_fd)
+
+    def empty() -> None:  # the reader, in every variant alike: the pipe stays empty
+        os.read(read_fd, 65536)
+
+    async def direct() -> None:
+        assert never_blocks(len(data))
+        _write_bytes(write_fd, data)
+        empty()
+
+    async def to_thread() -> None:
+        await trio.to_thread.run_sync(_write_bytes, write_fd, data)
+        empty()
+
+    async def measure() -> tuple[float, float, float]:
+        token = trio.lowlevel.current_trio_token()
+        jobs: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        done: list[trio.Event] = [trio.Event()]
+
+        def writer() -> None:  # one long-lived thread, fed by a queue
+            while (job := jobs.get()) is not None:
+                _write_bytes(write_fd, job)
+                token.run_sync_soon(done[0].set)
+
+        async def queued() -> None:
+            done[0] = trio.Event()
+            jobs.put(data)
+            await done[0].wait()
+            empty()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            await to_thread()  # the thread cache's first thread, outside the timing
+            figures = [
+                min([await _cpu_per(writes, step) for _ in range(repeat)])
+                for step in (direct, to_thread, queued)
+            ]
+        finally:
+            jobs.put(None)
+            thread.join()
+        return figures[0], figures[1], figures[2]
+
+    try:
+        direct_us, hop_us, queued_us = trio.run(measure)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    per_second = 20_000 / 40  # writes a second at 20,000 results a second
+    return Outcome(
+        [
+            Figure("direct write of 40 lines (empty pipe, checked), CPU", direct_us),
+            Figure("trio.to_thread.run_sync (cached thread), CPU", hop_us),
+            Figure("long-lived thread fed by a queue, CPU", queued_us),
+        ],
+        f"a thread hop costs {hop_us - direct_us:.1f} us a write "
+        f"({(hop_us - direct_us) / 40:.2f} us a line, "
+        f"{(hop_us - direct_us) * per_second / 1e4:.2f} % of a core at 20,000 lines a second); "
+        f"the queue-fed thread {queued_us - direct_us:.1f} us",
     )
 
 

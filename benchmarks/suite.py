@@ -4,7 +4,8 @@ Cases (all by default):
 
 - a, b, c (issue 3): trio-ping beside fping on 10,000 x 1, 5,000 x 10 and 20,000 x 10
   requests to distinct addresses of the kernel peer;
-- d, e, f (issue 6): RTT beside iputils ping, pacing seen by tcpdump, start-up time.
+- d, e, f (issue 6): RTT beside iputils ping, pacing seen by tcpdump, start-up time;
+- g (issue 17): the exporter's soak, 10,000 hosts at 1 s for 5 minutes.
 
 Everything runs inside the lab's client namespace, built here and removed at the end,
 and is sent only to the lab's addresses (:mod:`tests.lab.addresses`) and loopback.
@@ -29,6 +30,7 @@ from benchmarks.measure import wrapper_cpu
 from benchmarks.measurement import run_pacing, run_rtt, run_startup
 from benchmarks.parsers import parse_trio_ping
 from benchmarks.report import Row, table
+from benchmarks.soak import run_soak
 from benchmarks.tools import Tools, find_tools, version_line
 from tests.lab import addresses
 from tests.lab.netns import Lab, trio_ping_command
@@ -40,8 +42,17 @@ CASES: dict[str, str] = {
     "d": "RTT: trio-ping vs iputils ping -c 10 -i 0.01, interleaved 3 times, each against tcpdump",
     "e": "pacing: tcpdump sees 10 requests at 1 ms, 3 runs",
     "f": "start-up: trio-ping 127.0.0.1,1,1 vs python -c 'import trio'",
+    "g": "soak: trio-ping-exporter, 10,000 hosts @ 1 s for 5 min (quick: 1,000 for 60 s)",
 }
-_ALIASES = {"burst": "a", "many": "b", "scale": "c", "rtt": "d", "pacing": "e", "startup": "f"}
+_ALIASES = {
+    "burst": "a",
+    "many": "b",
+    "scale": "c",
+    "rtt": "d",
+    "pacing": "e",
+    "startup": "f",
+    "soak": "g",
+}
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -63,7 +74,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "cases",
         nargs="*",
         metavar="CASE",
-        help="a-f (or burst, many, scale, rtt, pacing, startup); default: all",
+        help="a-g (or burst, many, scale, rtt, pacing, startup, soak); default: all",
     )
     arguments = parser.parse_args(argv)
     chosen: list[str] = []
@@ -183,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "d": lambda: run_rtt(bench),
                 "e": lambda: run_pacing(bench),
                 "f": lambda: run_startup(bench),
+                "g": lambda: run_soak(bench),
             }
             for key in arguments.cases:
                 if key in batches:

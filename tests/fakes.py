@@ -18,6 +18,7 @@ import itertools
 import math
 import socket
 import struct
+import sys
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -27,6 +28,7 @@ from tests.lab import packets
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._io.send_stamps import SendStamp
+from trio_ping._io.socket_options import Ancillary, MtuDiscovery
 from trio_ping._proto import icmp
 
 LOCAL = "192.0.2.100"
@@ -53,6 +55,8 @@ class Sent:
     packet: bytes
     """The ICMP message, without IP header."""
     address: str
+    ancillary: Ancillary = ()
+    """The control messages it was sent with (its TTL, TOS)."""
 
     @property
     def type(self) -> int:
@@ -130,10 +134,15 @@ class FakeIcmpSocket(IcmpSocket):
         self.refused: list[Sent] = []
         """Every request the peer had the kernel refuse."""
         self.closed = False
+        self.configured: dict[str, object] | None = None
+        """What configure() was given, if it was called."""
         self.pushback_every = 0
         """If set, every this-many-th try_send is pushed back (EAGAIN)."""
         self.slow_sends = 0
         """Calls to send: requests that were pushed back first."""
+        self.receiver_stalled_until = -math.inf
+        """Until this virtual time, receive_batch returns nothing: the receiving task is
+        held up (a process stopped, an event loop blocked) while replies wait in the socket."""
         self._tries = 0
         self._pending: list[tuple[float, int, Datagram | icmp.ErrorReport]] = []
         self._errors: list[icmp.ErrorReport] = []
@@ -144,26 +153,36 @@ class FakeIcmpSocket(IcmpSocket):
         """There is none: the fake is never waited on directly."""
         raise OSError("FakeIcmpSocket has no file descriptor")
 
-    def try_send(self, packet: bytes, address: str) -> int | None:
+    def try_send(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int | None:
         """Record the request, ask the peer what comes back, and schedule it; but every
         ``pushback_every``-th call (if set) takes nothing, as with a full send buffer."""
         self._tries += 1
         if self.pushback_every and self._tries % self.pushback_every == 0:
             return None
-        return self._take(packet, address)
+        return self._take(packet, address, ancillary)
 
-    async def send(self, packet: bytes, address: str) -> int:
+    async def send(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int:
         """What follows a pushback: the kernel has room again at once, so, like the real
         socket's retry that succeeds, this takes the request without a checkpoint."""
         self.slow_sends += 1
-        return self._take(packet, address)
+        return self._take(packet, address, ancillary)
 
-    def _take(self, packet: bytes, address: str) -> int:
+    def configure(
+        self,
+        *,
+        interface: str | None = None,
+        source: str | None = None,
+        mtu_discovery: MtuDiscovery | None = None,
+    ) -> None:
+        """Record the socket options, as the kernel would take them."""
+        self.configured = {"interface": interface, "source": source, "mtu_discovery": mtu_discovery}
+
+    def _take(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int:
         if self.closed:
             raise trio.ClosedResourceError
         if not self.raw:
             packet = _with_ident(packet, SOCKET_IDENT)
-        sent = Sent(trio.current_time(), packet, address)
+        sent = Sent(trio.current_time(), packet, address, ancillary)
         try:
             deliveries = list(self.peer(sent))
         except OSError:
@@ -198,9 +217,15 @@ class FakeIcmpSocket(IcmpSocket):
             if _ICMP_HEADER.unpack_from(packet)[3] != SOCKET_IDENT:
                 return
             data, hop_limit = packet, data[8]
+        source = packets.packed(delivery.source)
+        if "%" in delivery.source and source[0] == 0xFE:
+            # As the real reader: a link-local source carries its scope (Datagram.source).
+            zone = delivery.source.split("%", 1)[1]
+            scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
+            source += scope.to_bytes(4, sys.byteorder)
         datagram = Datagram(
             data,
-            packets.packed(delivery.source),
+            source,
             self.epoch_ns + to_ns(due),
             delivery.kernel_timestamp,
             hop_limit,
@@ -234,25 +259,37 @@ class FakeIcmpSocket(IcmpSocket):
 
     async def receive_batch(self, limit: int = 256) -> list[Datagram]:
         """Wait until a delivery is due, then return every one that is (up to ``limit``);
-        queued errors that are due go to :meth:`take_errors`."""
+        queued errors that are due go to :meth:`take_errors`. Like IcmpSocket's, it yields
+        before it reads, never between the read and the return. Nothing is returned before
+        :attr:`receiver_stalled_until`."""
+        await trio.lowlevel.checkpoint()
         while True:
             if self.closed:
                 raise trio.ClosedResourceError
             now = trio.current_time()
-            if self._pending and self._pending[0][0] <= now:
-                batch: list[Datagram] = []
-                while self._pending and self._pending[0][0] <= now and len(batch) < limit:
-                    item = heapq.heappop(self._pending)[2]
-                    if type(item) is icmp.ErrorReport:
-                        self._errors.append(item)
-                    else:
-                        assert type(item) is Datagram
-                        batch.append(item)
-                await trio.lowlevel.checkpoint()
-                return batch
+            if now >= self.receiver_stalled_until and self._pending and self._pending[0][0] <= now:
+                return self._take_due(now, limit)
             next_due = self._pending[0][0] if self._pending else math.inf
-            with trio.move_on_at(next_due):
+            with trio.move_on_at(max(next_due, self.receiver_stalled_until)):
                 await self._lot.park()
+
+    def receive_nowait(self, limit: int = 256) -> list[Datagram]:
+        """Every delivery due by now (up to ``limit``), without waiting: as IcmpSocket's,
+        and regardless of :attr:`receiver_stalled_until`."""
+        if self.closed:
+            raise trio.ClosedResourceError
+        return self._take_due(trio.current_time(), limit)
+
+    def _take_due(self, now: float, limit: int) -> list[Datagram]:
+        batch: list[Datagram] = []
+        while self._pending and self._pending[0][0] <= now and len(batch) < limit:
+            item = heapq.heappop(self._pending)[2]
+            if type(item) is icmp.ErrorReport:
+                self._errors.append(item)
+            else:
+                assert type(item) is Datagram
+                batch.append(item)
+        return batch
 
     def close(self) -> None:
         """Mark closed and wake a waiting receiver."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import socket
 
+from trio_ping._quoting import quoted
+
 # RFC 1123 host names: labels of letters, digits and hyphens (underscores too, as real
 # zones have them), not starting or ending with a hyphen; an optional final dot.
 _LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
@@ -31,19 +33,47 @@ def parse_ip(text: str) -> tuple[socket.AddressFamily, bytes] | None:
     return None
 
 
+def split_zone(text: str) -> tuple[str, str | None]:
+    """An address as written and its zone, ``fe80::1%eth0`` -> (``fe80::1``, ``eth0``)."""
+    if "%" not in text:
+        return text, None
+    address, zone = text.split("%", 1)
+    return address, zone
+
+
 def address_for(text: str, family: socket.AddressFamily = socket.AF_UNSPEC) -> str | None:
     """``text`` normalised if it is an IP address, None if it is not one (a host name).
 
+    An IPv6 link-local address may carry a zone (RFC 4007 11: ``fe80::1%eth0``), kept as
+    written; whether the zone names an interface is for the pinger to find out.
+
     Raises:
-        ValueError: an address of the other family than ``family`` (unless AF_UNSPEC).
+        ValueError: an address of the other family than ``family`` (unless AF_UNSPEC),
+            or a zone on an address that has none (IPv4, IPv6 beyond fe80::/10).
     """
-    ip = parse_ip(text)
+    base, zone = split_zone(text)
+    ip = parse_ip(base)
     if ip is None:
         return None
     if family not in (socket.AF_UNSPEC, ip[0]):
         wanted = "IPv6" if family == socket.AF_INET6 else "IPv4"
         raise ValueError(f"{text} is not an {wanted} address")
-    return normalised(text, *ip)
+    if zone is None:
+        return normalised(text, *ip)
+    if ip[0] == socket.AF_INET:
+        raise ValueError(f"{quoted(text)}: an IPv4 address has no zone")
+    if not is_link_local(ip[1]):
+        raise ValueError(
+            f"{quoted(text)}: a zone is for IPv6 link-local addresses (fe80::/10) only"
+        )
+    if not zone or "%" in zone or not zone.isprintable() or " " in zone:
+        raise ValueError(f"{quoted(text)}: the zone after '%' must be an interface's name or index")
+    return f"{normalised(base, *ip)}%{zone}"
+
+
+def is_link_local(packed: bytes) -> bool:
+    """Whether a packed IPv6 address is unicast link-local (fe80::/10), so needs a zone."""
+    return packed[0] == 0xFE and packed[1] & 0xC0 == 0x80
 
 
 def normalised(text: str, family: socket.AddressFamily, packed: bytes) -> str:

@@ -14,23 +14,53 @@ from __future__ import annotations
 
 import math
 import socket
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import attrs
 import trio
 
-from trio_ping._addresses import address_for, is_host_name, normalised, parse_ip
+from trio_ping._addresses import address_for, is_host_name, normalised, parse_ip, split_zone
 from trio_ping._engine.alarm import SleepUntil
 from trio_ping._engine.engine import SocketEngine
-from trio_ping._engine.sessions import Session
+from trio_ping._engine.sessions import PAYLOAD_SIZE, Session
+from trio_ping._io import socket_options
 from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._io.socket_options import (
+    MAX_PAYLOAD_IPV4,
+    MAX_PAYLOAD_IPV6,
+    MtuDiscovery,
+    check_interface,
+    check_source,
+)
+from trio_ping._proto.rate import TokenBucket
 from trio_ping.results import PingResult
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds to wait for each reply, counted from its request's send time."""
+
+DEFAULT_SIZE = PAYLOAD_SIZE
+"""Echo payload bytes after the ICMP header, as iputils ping sends by default."""
+
+MTU_DISCOVERY_MODES = {"do": MtuDiscovery.DO, "want": MtuDiscovery.WANT, "dont": MtuDiscovery.DONT}
+"""The ``-M`` names (iputils ping's) of the path MTU discovery modes."""
+
+
+@attrs.frozen(slots=False)
+class _SocketOptions:
+    """What open_pinger sets on each socket it opens."""
+
+    interface: str | None = None
+    source: str | None = None
+    source_family: socket.AddressFamily | None = None
+    mtu_discovery: MtuDiscovery | None = None
+
+    @property
+    def any(self) -> bool:
+        return (self.interface, self.source, self.mtu_discovery) != (None, None, None)
 
 
 @attrs.frozen(slots=False)
@@ -48,9 +78,11 @@ class PingHandle:
         return self._session.duplicates
 
     @property
-    def remaining(self) -> int:
-        """Requests whose result is not known yet: 0 once every result was sent."""
-        return self._session.outstanding
+    def remaining(self) -> int | None:
+        """Requests whose result is not known yet: 0 once every result was sent; None for
+        a session started with ``count=None``, which has no last request."""
+        outstanding = self._session.outstanding
+        return None if outstanding == math.inf else int(outstanding)
 
     def cancel(self) -> None:
         """Stop pinging: nothing more is sent, and the results channel is closed.
@@ -64,9 +96,16 @@ class Pinger:
     """Pings any number of targets at once. Made by :func:`open_pinger`; not thread-safe."""
 
     def __init__(
-        self, nursery: trio.Nursery, socket_factory: SocketFactory, precise_pacing: bool
+        self,
+        nursery: trio.Nursery,
+        socket_factory: SocketFactory,
+        precise_pacing: bool,
+        options: _SocketOptions | None = None,
+        bucket: TokenBucket | None = None,
     ) -> None:
         """Use :func:`open_pinger` instead: it owns the nursery and cleans up."""
+        self._options = options or _SocketOptions()
+        self._bucket = bucket
         self._nursery = nursery
         self._socket_factory = socket_factory
         self._precise_pacing = precise_pacing
@@ -77,13 +116,20 @@ class Pinger:
         self,
         address: str,
         *,
-        count: int = 1,
+        count: int | None = 1,
         interval: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- per reply, not for this call
         timestamp: bool = False,
         family: socket.AddressFamily = socket.AF_UNSPEC,
+        size: int | None = None,
+        ttl: int | None = None,
+        tos: int | None = None,
     ) -> AsyncGenerator[PingResult, None]:
         """Send ``count`` requests to ``address``, ``interval`` seconds apart; yield results.
+
+        With ``count=None`` it pings until the caller stops (leaves the loop, or is
+        cancelled). Any count is allowed: sequence numbers wrap at 65,536, and each
+        result's ``seq`` counts the requests from 0 all the same.
 
         ``address`` may be a host name: it is resolved first (see :func:`resolve`, and
         ``family`` to choose IPv4 or IPv6), and the results carry it as their ``target``.
@@ -95,7 +141,8 @@ class Pinger:
         garbage-collected.
 
         With ``timestamp``, ICMP Timestamp requests (IPv4 only) replace Echo requests, and
-        each answered result carries the peer's times and the clock offset.
+        each answered result carries the peer's times and the clock offset. ``size``,
+        ``ttl`` and ``tos`` are as for :meth:`start`.
 
         Raises:
             ValueError: an argument is out of range, or ``address`` is not an IP address.
@@ -113,11 +160,16 @@ class Pinger:
             results=send_channel,
             timestamp=timestamp,
             target=None if resolved == address else address,
+            size=size,
+            ttl=ttl,
+            tos=tos,
         )
         try:
             async with receive_channel:
                 async for result in receive_channel:
                     yield result
+            if handle.remaining is None:
+                raise trio.ClosedResourceError("the pinger closed during a run without a count")
             if handle.remaining:
                 # The pinger closed under us: say so, rather than end as if complete.
                 raise trio.ClosedResourceError(
@@ -130,12 +182,15 @@ class Pinger:
         self,
         address: str,
         *,
-        count: int,
+        count: int | None,
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool = False,
         target: str | None = None,
+        size: int | None = None,
+        ttl: int | None = None,
+        tos: int | None = None,
     ) -> PingHandle:
         """Start pinging ``address`` now; every result goes to ``results``, then it closes.
 
@@ -143,27 +198,62 @@ class Pinger:
         on one channel (the CLI does). The channel is the pinger's from this call on: it is
         closed after the last result, or at once if this raises, so a reader waiting for
         its end is never left waiting. It should be unbounded (or drained promptly): a
-        full one loses the session's remaining results. ``address`` must be an IP
+        full one loses the session's remaining results. ``count`` None pings until the
+        handle is cancelled (or the pinger closes). ``address`` must be an IP
         address; ``target``, if given, is what the caller asked for (a host name) and
         is carried by every result. The handle returned stops the session
         (:meth:`PingHandle.cancel`) and counts its duplicate replies.
 
+        An IPv6 link-local address carries its zone, ``fe80::1%eth0`` (the interface's
+        name or index): requests leave by that interface, and only replies that came in
+        by it answer them.
+
+        What may differ from one request to the next is set per session, on the same
+        socket (as ancillary data of each send):
+
+        Args:
+            size: Echo payload bytes after the ICMP header, 0 to 65,507 for IPv4 and
+                65,527 for IPv6 (default :data:`DEFAULT_SIZE`, 56). A payload begins with
+                a 14-byte head (the run's cookie, the session's identifier and number)
+                that every reply must echo; a shorter payload carries what fits of it,
+                and a reply must echo those bytes, with the identifier and sequence in
+                its header. On an ICMP datagram socket, whose kernel owns the header's
+                identifier, a payload under 10 bytes cannot say which session it is:
+                one such session per address may run at a time. Not for Timestamp.
+            ttl: the IPv4 TTL or IPv6 hop limit of each request, 1 to 255 (default: the
+                kernel's, 64).
+            tos: the IPv4 TOS byte or IPv6 traffic class, 0 to 255 (default 0).
+
         Raises:
-            ValueError: an argument is out of range, or ``address`` is not an IP address.
+            ValueError: an argument is out of range (the message names it), ``address``
+                is not an IP address, its zone names no interface, or it is not of the
+                family of the pinger's ``source``.
             SocketPermissionError: no ICMP socket could be opened for the address's family.
         """
         try:
-            if count < 1:
+            if count is not None and count < 1:
                 raise ValueError(f"count must be at least 1, got {count}")
             if not interval > 0 or not timeout > 0:
                 raise ValueError("interval and timeout must be positive")
-            ip = parse_ip(address)
+            base, zone = split_zone(address)
+            ip = parse_ip(base)
             if ip is None:
                 raise ValueError(f"not an IP address: {address!r}")
             family, packed = ip
+            destination = normalised(base, family, packed)
+            if zone is not None:
+                destination = address_for(address) or destination  # checks the zone's place
+                packed += _scope_id(zone).to_bytes(4, sys.byteorder)  # as Datagram.source
+            payload_size = _check_request(family, timestamp, size, ttl, tos)
+            source_family = self._options.source_family
+            if source_family is not None and family != source_family:
+                raise ValueError(
+                    f"source {self._options.source} and target {address} are of different "
+                    "address families"
+                )
             engine = self._engine(family)
             session = engine.start(
-                normalised(address, family, packed),
+                destination,
                 packed,
                 count=count,
                 interval=interval,
@@ -171,6 +261,8 @@ class Pinger:
                 results=results,
                 timestamp=timestamp,
                 target=target,
+                size=payload_size,
+                ancillary=socket_options.ancillary(family, ttl, tos),
             )
             return PingHandle(engine, session)
         except BaseException:
@@ -183,6 +275,13 @@ class Pinger:
         away."""
         engines = self._engines.values()
         return sum(e.malformed for e in engines), sum(e.invalid for e in engines)
+
+    @property
+    def rate_delay(self) -> float:
+        """The longest, in seconds, that a request due to be sent has waited so far for
+        the rate cap (``open_pinger(rate=...)``): 0.0 while the targets ask for no more
+        than the cap allows, and always without one."""
+        return max((engine.rate_delay for engine in self._engines.values()), default=0.0)
 
     def _engine(self, family: socket.AddressFamily) -> SocketEngine:
         """The engine for ``family``, made and running from its first use.
@@ -197,6 +296,13 @@ class Pinger:
             return engine
         sock = self._socket_factory(family)
         self._closers.append(sock.close)
+        options = self._options
+        if options.any:
+            sock.configure(
+                interface=options.interface,
+                source=options.source if options.source_family == family else None,
+                mtu_discovery=options.mtu_discovery,
+            )
         sleep_until: SleepUntil = trio.sleep_until
         if self._precise_pacing:
             from trio_ping._io.pacing import TimerfdSleeper  # only when it is used
@@ -204,7 +310,7 @@ class Pinger:
             sleeper = TimerfdSleeper()
             self._closers.append(sleeper.close)
             sleep_until = sleeper.sleep_until
-        engine = SocketEngine(sock, sleep_until)
+        engine = SocketEngine(sock, sleep_until, self._bucket)
         self._closers.append(engine.close)
         self._engines[family] = engine
         self._nursery.start_soon(engine.run)
@@ -236,13 +342,79 @@ async def resolve(host: str, family: socket.AddressFamily = socket.AF_UNSPEC) ->
     return socket.inet_ntop(info_family, socket.inet_pton(info_family, text))
 
 
+def _check_request(
+    family: socket.AddressFamily,
+    timestamp: bool,
+    size: int | None,
+    ttl: int | None,
+    tos: int | None,
+) -> int:
+    """The payload size a request will have; ValueError naming the argument out of range."""
+    if ttl is not None and not 1 <= ttl <= 255:
+        raise ValueError(f"ttl must be from 1 to 255, got {ttl}")
+    if tos is not None and not 0 <= tos <= 255:
+        raise ValueError(f"tos must be from 0 to 255, got {tos}")
+    if size is None:
+        return DEFAULT_SIZE
+    if timestamp:
+        raise ValueError("size does not apply to Timestamp requests (their size is fixed)")
+    ipv6 = family == socket.AF_INET6
+    largest = MAX_PAYLOAD_IPV6 if ipv6 else MAX_PAYLOAD_IPV4
+    if not 0 <= size <= largest:
+        raise ValueError(
+            f"size must be from 0 to {largest} for {'IPv6' if ipv6 else 'IPv4'}, got {size}"
+        )
+    return size
+
+
+def _scope_id(zone: str) -> int:
+    """The interface index a zone names (a name, or the index itself)."""
+    if zone.isascii() and zone.isdigit():
+        return int(zone)
+    try:
+        return socket.if_nametoindex(zone)
+    except OSError:
+        raise ValueError(f"unknown zone %{zone}: no such interface") from None
+
+
+def _socket_options(
+    interface: str | None, source: str | None, mtu_discovery: MtuDiscovery | str | None
+) -> _SocketOptions:
+    """open_pinger's socket options, checked: ValueError naming the one that is wrong."""
+    if interface is not None:
+        try:
+            check_interface(interface)
+        except ValueError as exc:
+            raise ValueError(f"interface: {exc}") from None
+    source_family = None
+    if source is not None:
+        try:
+            source_family = check_source(source)
+        except ValueError as exc:
+            raise ValueError(f"source: {exc}") from None
+    if isinstance(mtu_discovery, str):
+        mode = MTU_DISCOVERY_MODES.get(mtu_discovery)
+        if mode is None:
+            raise ValueError(f"mtu_discovery must be one of do, want, dont, got {mtu_discovery!r}")
+        mtu_discovery = mode
+    return _SocketOptions(interface, source, source_family, mtu_discovery)
+
+
 @asynccontextmanager
 async def open_pinger(
     *,
     socket_factory: SocketFactory = IcmpSocket.open,
     precise_pacing: bool = True,
+    interface: str | None = None,
+    source: str | None = None,
+    mtu_discovery: MtuDiscovery | str | None = None,
+    rate: float | None = None,
 ) -> AsyncIterator[Pinger]:
     """A :class:`Pinger` whose sockets and tasks live as long as the ``async with`` block.
+
+    What belongs to a socket is given here, and holds for every target; what may vary per
+    request (``size``, ``ttl``, ``tos``) is given to :meth:`Pinger.ping` and
+    :meth:`Pinger.start`.
 
     Args:
         socket_factory: opens the ICMP socket for a family, on first use of that family.
@@ -250,12 +422,32 @@ async def open_pinger(
             bound to a device, ...).
         precise_pacing: pace requests with a timerfd (sub-millisecond); False uses trio's
             clock, which a test's fake clock can drive.
+        interface: send from this interface only, and hear only what comes in by it
+            (``SO_BINDTODEVICE``; root or CAP_NET_RAW).
+        source: send from this address of this host (``bind``); targets must then be of
+            its family.
+        mtu_discovery: path MTU discovery, as iputils ping's ``-M``: ``"do"`` sets DF and
+            never fragments (a request larger than the path MTU fails with it),
+            ``"want"`` fragments locally when it must, ``"dont"`` never sets DF; a
+            :class:`MtuDiscovery` or its name. None: the kernel's default (``want``).
+        rate: at most this many requests a second over every socket together, sent
+            smoothly (a token bucket whose burst is a hundredth of a second's worth, at
+            least 1). A request the cap holds back is sent late, never dropped, and its
+            timeout counts from when it is sent; :attr:`Pinger.rate_delay` says how late.
+            None (the default): no cap.
+
+    Raises:
+        ValueError: ``interface`` is not one of this host's, ``source`` is not an address
+            of this host, ``mtu_discovery`` is not a mode, or ``rate`` is not a positive
+            number; the message names which.
     """
+    options = _socket_options(interface, source, mtu_discovery)
+    bucket = None if rate is None else TokenBucket.per_second(rate)
     pinger: Pinger | None = None
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            pinger = Pinger(nursery, socket_factory, precise_pacing)
+            pinger = Pinger(nursery, socket_factory, precise_pacing, options, bucket)
             try:
                 yield pinger
             except BaseException as exc:

@@ -18,6 +18,7 @@ construction lives inside them.
 
 from __future__ import annotations
 
+import datetime
 import enum
 from typing import Final
 
@@ -56,7 +57,10 @@ class PingResult:
     address: str
     """The target's address, normalised."""
     seq: int
-    """The ICMP sequence number, counting from 0."""
+    """The request's number in its session, counting from 0: the ICMP sequence number
+    on the wire for a session's first 65,536 requests while it has its identifier to
+    itself (always, on the command line). The wire's 16 bits then wrap, and skip a
+    number still awaiting its answer; this goes on counting."""
     status: Status
     rtt_us: int | None = None
     """Round-trip time in whole microseconds, for a REPLY."""
@@ -83,12 +87,25 @@ class PingResult:
     target: str | None = None
     """What the caller asked to ping (a host name, or the address as written), when it
     was given; :attr:`address` is what it resolved to."""
+    sent_ns: int | None = None
+    """When the request was sent (for SEND_FAILED: tried), ns since the Unix epoch
+    (CLOCK_REALTIME): the kernel's transmit stamp where it gave one in time
+    (:attr:`send_stamp`), else read just before the send call."""
     send_stamp: str | None = None
     """For a REPLY, whose send time the RTT starts from: :data:`DRIVER_STAMP` or
     :data:`QUEUE_STAMP`, the kernel's transmit stamps, or :data:`USER_TIME`, read just
     before the send (the kernel gave no stamp); None for other results (and where the
     result's maker did not say). With ``kernel_timestamp``, the RTT is the kernel's
     from end to end when this is a kernel stamp."""
+
+    @property
+    def sent_at(self) -> datetime.datetime | None:
+        """:attr:`sent_ns` as an aware UTC datetime (microseconds), when known."""
+        if self.sent_ns is None:
+            return None
+        seconds, microseconds = divmod(self.sent_ns // 1000, 1_000_000)
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+        return moment.replace(microsecond=microseconds)
 
     @property
     def label(self) -> str:
@@ -125,6 +142,7 @@ def reply_result(
     ttl: int | None,
     kernel_timestamp: bool,
     target: str | None,
+    sent_ns: int | None = None,
     send_stamp: str | None = None,
 ) -> PingResult:
     """The result of an Echo request that a valid reply answered in time; ``send_stamp``
@@ -153,6 +171,7 @@ def reply_result(
             "transmit_ms": None,
             "offset_ms": None,
             "target": target,
+            "sent_ns": sent_ns,
             "send_stamp": send_stamp,
         },
     )
@@ -168,6 +187,7 @@ def timestamp_reply_result(
     times: tuple[int, int, int],
     offset_ms: float | None,
     target: str | None,
+    sent_ns: int | None = None,
     send_stamp: str | None = None,
 ) -> PingResult:
     """The result of a Timestamp request that a valid reply answered in time: ``times``
@@ -192,20 +212,42 @@ def timestamp_reply_result(
         transmit,
         offset_ms,
         target,
+        sent_ns,
         send_stamp,
     )
 
 
-def timeout_result(address: str, seq: int, target: str | None) -> PingResult:
+def timeout_result(
+    address: str, seq: int, target: str | None, sent_ns: int | None = None
+) -> PingResult:
     """The result of a request that no valid reply answered within its timeout."""
     # Positional, as timestamp_reply_result: one per request to a silent target.
     return PingResult(
-        address, seq, _TIMEOUT, None, None, None, None, None, True, None, None, None, None, target
+        address,
+        seq,
+        _TIMEOUT,
+        None,
+        None,
+        None,
+        None,
+        None,
+        True,
+        None,
+        None,
+        None,
+        None,
+        target,
+        sent_ns,
     )
 
 
 def icmp_error_result(
-    address: str, seq: int, reason: str, reported_by: str, target: str | None
+    address: str,
+    seq: int,
+    reason: str,
+    reported_by: str,
+    target: str | None,
+    sent_ns: int | None = None,
 ) -> PingResult:
     """The result of a request that an ICMP error from ``reported_by`` answered."""
     return PingResult(
@@ -223,11 +265,17 @@ def icmp_error_result(
         None,
         None,
         target,
+        sent_ns,
     )
 
 
 def send_failed_result(
-    address: str, seq: int, reason: str, errno: int | None, target: str | None
+    address: str,
+    seq: int,
+    reason: str,
+    errno: int | None,
+    target: str | None,
+    sent_ns: int | None = None,
 ) -> PingResult:
     """The result of a request the kernel refused to send, with its reason and errno."""
     return PingResult(
@@ -245,4 +293,5 @@ def send_failed_result(
         None,
         None,
         target,
+        sent_ns,
     )

@@ -92,3 +92,85 @@ async def test_start_returns_a_frozen_handle_that_counts_down_and_cancels(
 def test_the_handle_is_public() -> None:
     assert "PingHandle" in trio_ping.__all__
     assert trio_ping.PingHandle is PingHandle
+
+
+# Runs without a count, and of any length ---------------------------------------------------
+
+
+async def test_a_ping_without_a_count_runs_until_the_caller_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    seqs: list[int] = []
+    async with pinger_over(fake) as pinger:
+        with trio.move_on_after(10.005):  # virtual seconds: requests 0 .. 10 are answered
+            async with aclosing(pinger.ping(TARGET, count=None, interval=1.0)) as results:
+                async for result in results:
+                    assert result.answered
+                    seqs.append(result.seq)
+        sent = len(fake.sent)
+        await trio.sleep(5.0)  # virtual: nothing more goes out once it was cancelled
+        assert len(fake.sent) == sent
+    assert seqs == list(range(11))
+    assert [sent.seq for sent in fake.sent] == seqs
+
+
+async def test_a_handle_without_a_count_has_no_remaining_and_stops_on_cancel(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    async with pinger_over(fake) as pinger:
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        handle = pinger.start(TARGET, count=None, interval=0.5, timeout=1.0, results=send_channel)
+        assert handle.remaining is None
+        got = [await receive_channel.receive() for _ in range(7)]
+        handle.cancel()
+        rest = [result async for result in receive_channel]  # ends: the channel is closed
+        assert handle.remaining is None
+    assert [result.seq for result in got + rest] == list(range(7))
+
+
+async def test_a_run_without_a_count_says_when_the_pinger_closes_under_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    seen: list[PingResult] = []
+    closed = pytest.RaisesExc(trio.ClosedResourceError, match="during a run without a count")
+    with pytest.RaisesGroup(closed, flatten_subgroups=True):
+        async with trio.open_nursery() as nursery, pinger_over(fake) as pinger:
+
+            async def consume() -> None:
+                async with aclosing(pinger.ping(TARGET, count=None, interval=0.1)) as stream:
+                    async for result in stream:
+                        seen.append(result)
+
+            nursery.start_soon(consume)
+            await trio.sleep(1.05)  # virtual: requests 0 .. 10 are answered
+    assert [result.seq for result in seen] == list(range(11))
+
+
+@pytest.mark.parametrize("rate", [0, -1.0, math.nan, math.inf])
+async def test_open_pinger_refuses_a_rate_that_is_not_positive(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate must be a positive number"):
+        async with trio_ping.open_pinger(rate=rate):
+            pass  # pragma: no cover
+
+
+async def test_a_rate_holds_requests_back_and_says_how_long(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    got: list[PingResult] = []
+    async with trio_ping.open_pinger(
+        socket_factory=lambda _: fake, precise_pacing=False, rate=1000
+    ) as pinger:
+        assert pinger.rate_delay == 0.0
+        got = [result async for result in pinger.ping(TARGET, count=100, interval=0.0001)]
+        delay = pinger.rate_delay
+    assert [result.seq for result in got] == list(range(100))
+    times = [sent.time for sent in fake.sent]
+    # A burst of 10 (a hundredth of a second's worth) in the first 0.6 ms, as they fall
+    # due, then one a millisecond: the 100 ask for 10,000 a second.
+    assert max(times[:10]) < 0.001
+    assert times[10:] == pytest.approx([0.001 * k for k in range(1, 91)])
+    assert delay == pytest.approx(0.09 - 99 * 0.0001)

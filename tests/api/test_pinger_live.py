@@ -12,6 +12,7 @@ from tests.lab.addresses import answering, silent
 from tests.lab.netns import Lab
 from tests.lab.responder import DELAY, address_of
 from trio_ping import IcmpSocket, Pinger, PingResult, Status, open_pinger
+from trio_ping._io.socket_options import Ancillary
 from trio_ping.pinger import SocketFactory
 
 
@@ -22,14 +23,14 @@ class RecordingSocket(IcmpSocket):
         super().__init__(sock)
         self.sent_ns: list[int] = []
 
-    def try_send(self, packet: bytes, address: str) -> int | None:
-        sent_ns = super().try_send(packet, address)
+    def try_send(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int | None:
+        sent_ns = super().try_send(packet, address, ancillary)
         if sent_ns is not None:
             self.sent_ns.append(sent_ns)
         return sent_ns
 
-    async def send(self, packet: bytes, address: str) -> int:
-        sent_ns = await super().send(packet, address)
+    async def send(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int:
+        sent_ns = await super().send(packet, address, ancillary)
         self.sent_ns.append(sent_ns)
         return sent_ns
 

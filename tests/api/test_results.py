@@ -32,8 +32,14 @@ ADDRESS = "192.0.2.1"
             id="reply",
         ),
         pytest.param(
-            lambda target: reply_result(ADDRESS, 3, 250, 57, True, target, DRIVER_STAMP),
-            {"status": Status.REPLY, "rtt_us": 250, "ttl": 57, "send_stamp": DRIVER_STAMP},
+            lambda target: reply_result(ADDRESS, 3, 250, 57, True, target, 7, DRIVER_STAMP),
+            {
+                "status": Status.REPLY,
+                "rtt_us": 250,
+                "ttl": 57,
+                "sent_ns": 7,
+                "send_stamp": DRIVER_STAMP,
+            },
             id="reply-from-the-drivers-stamp",
         ),
         pytest.param(
@@ -53,7 +59,7 @@ ADDRESS = "192.0.2.1"
         ),
         pytest.param(
             lambda target: timestamp_reply_result(
-                ADDRESS, 3, 40, 64, True, (1, 2, 3), None, target, QUEUE_STAMP
+                ADDRESS, 3, 40, 64, True, (1, 2, 3), None, target, 9, QUEUE_STAMP
             ),
             {
                 "status": Status.REPLY,
@@ -62,6 +68,7 @@ ADDRESS = "192.0.2.1"
                 "originate_ms": 1,
                 "receive_ms": 2,
                 "transmit_ms": 3,
+                "sent_ns": 9,
                 "send_stamp": QUEUE_STAMP,
             },
             id="timestamp-reply-from-the-queueing-layers-stamp",

@@ -7,6 +7,7 @@ output writer's own tests (batching, flushing) are in tests/cli/test_output.py.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import time
 
@@ -28,8 +29,16 @@ from tests.lab.addresses import PEER_LINK
 from trio_ping._proto import icmp
 
 REQUEST_KEYS = ["v", "event", "target", "address", "seq", "rtt_us", "ttl"]
-REQUEST_KEYS += ["error", "reason", "from", "send_stamp"]
+REQUEST_KEYS += ["error", "reason", "from", "sent_at", "send_stamp"]
 TIMESTAMP_KEYS = ["originate_ms", "receive_ms", "transmit_ms", "offset_ms"]
+
+
+def utc_text(ns: int) -> str:
+    """RFC 3339 UTC with microseconds, computed apart from the code under test."""
+    moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    moment += datetime.timedelta(microseconds=ns // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
 
 NOON_NS = (20_000 * 86_400 + 12 * 3600) * 1_000_000_000
 """CLOCK_REALTIME at virtual time 0 in the timestamp tests: noon UT, a whole millisecond."""
@@ -120,6 +129,7 @@ def test_json_timestamp_events_carry_the_times() -> None:
         "error": None,
         "reason": None,
         "from": None,
+        "sent_at": utc_text(NOON_NS + to_ns(outcome.sent[0].time)),
         "send_stamp": "user",
         "originate_ms": NOON_MS,
         "receive_ms": NOON_MS + 1 - 3,
@@ -155,7 +165,9 @@ def test_json_gives_every_event_type_with_stable_keys() -> None:
     events = outcome.events
     assert all(list(event) == REQUEST_KEYS for event in events)
     by_address = {event["address"]: event for event in events}
-    nothing = dict.fromkeys(["rtt_us", "ttl", "error", "reason", "from", "send_stamp"])
+    nothing = dict.fromkeys(["rtt_us", "ttl", "error", "reason", "from", "sent_at", "send_stamp"])
+    sent_at = {sent.address: utc_text(to_ns(sent.time)) for sent in outcome.sent}
+    assert "127.0.0.4" not in sent_at  # refused: never sent, so its sent_at is null
     assert by_address == {
         "127.0.0.1": {
             "v": 1,
@@ -166,6 +178,7 @@ def test_json_gives_every_event_type_with_stable_keys() -> None:
             **nothing,
             "rtt_us": 1000,
             "ttl": 64,
+            "sent_at": sent_at["127.0.0.1"],
             "send_stamp": "user",
         },
         "127.0.0.2": {
@@ -175,6 +188,7 @@ def test_json_gives_every_event_type_with_stable_keys() -> None:
             "address": "127.0.0.2",
             "seq": 0,
             **nothing,
+            "sent_at": sent_at["127.0.0.2"],
         },
         "127.0.0.3": {
             "v": 1,
@@ -186,6 +200,7 @@ def test_json_gives_every_event_type_with_stable_keys() -> None:
             "error": "icmp",
             "reason": "Destination Host Unreachable",
             "from": PEER_LINK,
+            "sent_at": sent_at["127.0.0.3"],
         },
         "127.0.0.4": {
             "v": 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import pathlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -11,7 +12,13 @@ import pytest
 import trio
 import trio.testing
 
-from trio_ping.cli.output import FLUSH_PAUSE, OutputClosed, format_csv, write_results
+from trio_ping.cli.output import (
+    FLUSH_PAUSE,
+    Backlog,
+    OutputClosed,
+    format_csv,
+    write_results,
+)
 from trio_ping.results import PingResult, Status
 
 TARGET = "192.0.2.1"
@@ -129,3 +136,117 @@ async def test_write_results_raises_output_closed_when_the_reader_goes() -> None
         send_channel.close()
         with pytest.raises(OutputClosed):
             await write_results(receive_channel, write_fd, format_csv, lambda _: None)
+
+
+# A stalled reader (issue 15) -------------------------------------------------------------
+
+
+def fill(write_fd: int) -> int:
+    """Fill a pipe until the kernel takes no more; how many bytes that took."""
+    os.set_blocking(write_fd, False)
+    filled = 0
+    try:
+        while True:
+            filled += os.write(write_fd, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    finally:
+        os.set_blocking(write_fd, True)
+    return filled
+
+
+def read_all(read_fd: int) -> bytes:
+    data = b""
+    while chunk := read_now(read_fd):
+        data += chunk
+    return data
+
+
+def read_exactly(read_fd: int, size: int) -> bytes:
+    """``size`` bytes, read as a reader does: the writer's thread may add more meanwhile."""
+    os.set_blocking(read_fd, True)
+    try:
+        data = b""
+        while len(data) < size:
+            data += os.read(read_fd, size - len(data))
+        return data
+    finally:
+        os.set_blocking(read_fd, False)
+
+
+async def test_a_write_that_would_wait_leaves_the_event_loop_running() -> None:
+    # The pipe is full: the write waits for the reader in a thread while the results that
+    # come meanwhile gather, and go in the next write.
+    with a_pipe() as (read_fd, write_fd):
+        filled = fill(write_fd)
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        backlog = Backlog(lambda: receive_channel.statistics().current_buffer_used, limit=2)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                write_results, receive_channel, write_fd, format_csv, ignore, backlog
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            send_channel.send_nowait(result(0))
+            await trio.testing.wait_all_tasks_blocked()
+            # The writer holds seq 0, waiting in its thread; this task still runs.
+            assert backlog.size() == 1
+            for seq in (1, 2):
+                send_channel.send_nowait(result(seq))
+            assert backlog.size() == 3
+            room = trio.Event()
+
+            async def wait_for_room() -> None:
+                await backlog.wait_for_room()
+                room.set()
+
+            nursery.start_soon(wait_for_room)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not room.is_set()  # more than the limit wait to be written
+            assert read_exactly(read_fd, filled) == b"x" * filled  # the reader comes back
+            await room.wait()
+            await send_channel.aclose()
+        assert read_all(read_fd) == b"192.0.2.1,0,250\n192.0.2.1,1,250\n192.0.2.1,2,250\n"
+    assert backlog.size() == 0
+
+
+async def test_results_are_written_when_cancelled_during_a_write_that_waits() -> None:
+    with a_pipe() as (read_fd, write_fd):
+        filled = fill(write_fd)
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write_results, receive_channel, write_fd, format_csv, ignore)
+            await trio.testing.wait_all_tasks_blocked()
+            send_channel.send_nowait(result(0))
+            await trio.testing.wait_all_tasks_blocked()
+            send_channel.send_nowait(result(1))
+            nursery.cancel_scope.cancel()  # a Ctrl-C while the reader is stalled
+            assert read_exactly(read_fd, filled) == b"x" * filled
+        assert read_all(read_fd) == b"192.0.2.1,0,250\n192.0.2.1,1,250\n"
+        send_channel.close()
+
+
+@pytest.mark.parametrize("kind", ["empty pipe", "regular file", "/dev/null"])
+async def test_a_write_that_cannot_wait_takes_no_thread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, kind: str
+) -> None:
+    async def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a thread hop for a write that cannot wait")
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", no_thread)
+    with a_pipe() as (read_fd, write_fd):
+        if kind == "empty pipe":
+            fd = write_fd
+        else:
+            path = "/dev/null" if kind == "/dev/null" else tmp_path / "out"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        for seq in range(3):
+            send_channel.send_nowait(result(seq))
+        send_channel.close()
+        await write_results(receive_channel, fd, format_csv, ignore)
+        if kind == "empty pipe":
+            assert read_now(read_fd).count(b"\n") == 3
+        else:
+            os.close(fd)
+        if kind == "regular file":
+            assert (tmp_path / "out").read_bytes().count(b"\n") == 3

@@ -96,10 +96,24 @@ def _address(text: str) -> str:
         ("10.0.0.256,3,100", _address("10.0.0.256")),
         ("-bad.example,3,100", _address("-bad.example")),
         ("a..b,3,100", _address("a..b")),
-        ("fe80::1%eth0,3,100", _address("fe80::1%eth0")),
+        ("fe80::1%,3,100", "'fe80::1%': the zone after '%' must be an interface's name or index"),
+        ("192.0.2.1%eth0,3,100", "'192.0.2.1%eth0': an IPv4 address has no zone"),
+        (
+            f"192.0.2.1%{'e' * 100},3,100",
+            f"'192.0.2.1%{'e' * 47}...' (110 characters): an IPv4 address has no zone",
+        ),
+        (
+            "2001:db8::1%eth0,3,100",
+            "'2001:db8::1%eth0': a zone is for IPv6 link-local addresses (fe80::/10) only",
+        ),
+        (
+            "fe80::1%eth0%1,3,100",
+            "'fe80::1%eth0%1': the zone after '%' must be an interface's name or index",
+        ),
         ("1::2::3,3,100", _address("1::2::3")),
         ("host name,3,100", _address("host name")),
-        (f"{'a' * 64}.example,3,100", _address(f"{'a' * 64}.example")),
+        # A label over 63 characters; the quote stops at 57 of the 72.
+        (f"{'a' * 64}.example,3,100", _address("")[:-2] + f"'{'a' * 57}...' (72 characters)"),
         ("0x7f.0.0.1,3,100", _address("0x7f.0.0.1")),
         ("192.0.2.1/32,3,100", _address("192.0.2.1/32")),
         (",3,100", _address("")),
@@ -205,3 +219,43 @@ def test_an_ipv6_address_normalises_however_it_is_spelled(
     assert ip is not None
     # Upper case and exploded forms are accepted: passing them through would be wrong.
     assert normalised(text, *ip) == socket.inet_ntop(*ip)
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("fe80::1%eth0,1,1", "fe80::1%eth0"),
+        ("FE80:0::0:1%c0,1,1", "fe80::1%c0"),
+        ("febf::1%3,1,1", "febf::1%3"),
+    ],
+)
+def test_a_link_local_address_keeps_its_zone(text: str, address: str) -> None:
+    # RFC 4007 11: the zone says which link the address is on; it is kept as written,
+    # and the address before it normalised.
+    assert Target.parse(text).address == address
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "x" * 2_000_000,
+            "expected ADDRESS,COUNT,INTERVAL_MS (3 fields), got 1 in "
+            f"'{'x' * 57}...' (2,000,000 characters)",
+        ),
+        (
+            "," * 100_000,
+            "expected ADDRESS,COUNT,INTERVAL_MS (3 fields), got 100,001 in "
+            f"'{',' * 57}...' (100,000 characters)",
+        ),
+        (f"192.0.2.1,{'9' * 100},10", _count("9" * 57)[:-1] + "...' (100 characters)"),
+        (f"{'é' * 61},1,1", _address("é" * 57)[:-1] + "...' (61 characters)"),
+        (f"{'a' * 30} {'a' * 29},1,1", _address(f"{'a' * 30} {'a' * 29}")),  # 60: whole
+    ],
+    ids=["2 MB line", "commas", "long count", "non-ASCII", "exactly 60"],
+)
+def test_a_long_input_is_quoted_cut_with_an_ellipsis(text: str, message: str) -> None:
+    with pytest.raises(TargetError) as raised:
+        Target.parse(text)
+    assert str(raised.value) == message
+    assert len(str(raised.value)) < 200

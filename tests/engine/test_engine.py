@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -74,7 +75,13 @@ async def test_requests_leave_on_schedule_while_replies_are_slow(
     assert sorted(answered) == list(range(10))
     for seq, (at, result) in answered.items():
         assert result == PingResult(
-            TARGET, seq, Status.REPLY, rtt_us=300_000, ttl=64, send_stamp=USER_TIME
+            TARGET,
+            seq,
+            Status.REPLY,
+            rtt_us=300_000,
+            ttl=64,
+            sent_ns=to_ns(send_times[seq]),
+            send_stamp=USER_TIME,
         )
         assert at == pytest.approx(send_times[seq] + 0.3, abs=EXACT)
 
@@ -133,7 +140,7 @@ async def test_silent_target_times_out_exactly_at_send_time_plus_timeout(
     timed_out = by_seq(results)
     assert sorted(timed_out) == [0, 1, 2]
     for seq, (at, result) in timed_out.items():
-        assert result == PingResult(TARGET, seq, Status.TIMEOUT)
+        assert result == PingResult(TARGET, seq, Status.TIMEOUT, sent_ns=to_ns(fake.sent[seq].time))
         assert not result.answered
         assert at == TimedOutAt(fake.sent[seq].time + 2.0)
     # The run ends with its last timeout, not later.
@@ -316,8 +323,13 @@ async def test_the_receivers_shortcut_and_its_general_path_report_alike(
             return [Delivery(0.004, reply_bytes(sent, options=options, ttl=57), sent.address)]
 
         async with pinger_over(FakeIcmpSocket(peer)) as pinger:
-            results.append([result for _, result in await collect(pinger, count=3, interval=0.01)])
+            run = [result for _, result in await collect(pinger, count=3, interval=0.01)]
+        # The clock runs on from one run to the next: send times count from each run's first.
+        first = run[0].sent_ns
+        assert first is not None
+        results.append([attrs.evolve(r, sent_ns=(r.sent_ns or 0) - first) for r in run])
     shortcut, general = results
+    assert [result.sent_ns for result in shortcut] == [0, to_ns(0.01), to_ns(0.02)]
     assert [(result.status, result.rtt_us) for result in shortcut] == [(Status.REPLY, 4000)] * 3
     assert shortcut == general
 
@@ -353,7 +365,12 @@ async def test_icmp_error_ends_the_probe_at_once(
     assert sorted(errors) == [0, 1]
     for seq, (at, result) in errors.items():
         assert result == PingResult(
-            TARGET, seq, Status.ICMP_ERROR, reason=reason, reported_by=ROUTER
+            TARGET,
+            seq,
+            Status.ICMP_ERROR,
+            reason=reason,
+            reported_by=ROUTER,
+            sent_ns=to_ns(fake.sent[seq].time),
         )
         assert at == pytest.approx(fake.sent[seq].time + 0.007, abs=EXACT)
 
@@ -444,6 +461,7 @@ async def test_ipv6_uses_an_icmpv6_socket(autojump_clock: trio.testing.MockClock
             rtt_us=3000,
             ttl=64,
             target="2001:DB8::0:1",
+            sent_ns=to_ns(fake.sent[seq].time),
             send_stamp=USER_TIME,
         )
         for seq in (0, 1)
@@ -508,6 +526,7 @@ async def test_timestamp_reply_gives_the_peers_times_and_the_offset(
             receive_ms=NOON_MS + 1000 * seq + 7,
             transmit_ms=NOON_MS + 1000 * seq + 7,
             offset_ms=5.0,
+            sent_ns=NOON_NS + to_ns(fake.sent[seq].time),
             send_stamp=USER_TIME,
         )
         for seq in (0, 1)
@@ -566,7 +585,7 @@ async def test_timestamp_replies_that_do_not_answer_are_ignored(
 
     async with pinger_over(FakeIcmpSocket(peer, epoch_ns=NOON_NS)) as pinger:
         [(at, result)] = await collect_timestamps(pinger)
-    assert result == PingResult(TARGET, 0, Status.TIMEOUT)
+    assert result == PingResult(TARGET, 0, Status.TIMEOUT, sent_ns=NOON_NS)
     assert at == TimedOutAt(2.0)
 
 
@@ -580,7 +599,12 @@ async def test_icmp_error_about_a_timestamp_request(
     async with pinger_over(FakeIcmpSocket(peer, epoch_ns=NOON_NS)) as pinger:
         [(at, result)] = await collect_timestamps(pinger)
     assert result == PingResult(
-        TARGET, 0, Status.ICMP_ERROR, reason="Time to live exceeded", reported_by=ROUTER
+        TARGET,
+        0,
+        Status.ICMP_ERROR,
+        reason="Time to live exceeded",
+        reported_by=ROUTER,
+        sent_ns=NOON_NS,
     )
     assert at == pytest.approx(0.003, abs=EXACT)
 
@@ -665,7 +689,7 @@ async def test_a_reply_read_inside_the_expiry_slack_still_times_out(
     async with pinger_over(fake) as pinger:
         results = await collect(pinger, count=1, interval=1.0, timeout=1.0)
     [(at, result)] = results
-    assert result == PingResult(TARGET, 0, Status.TIMEOUT)
+    assert result == PingResult(TARGET, 0, Status.TIMEOUT, sent_ns=to_ns(fake.sent[0].time))
     assert at == TimedOutAt(1.0)
 
 
@@ -705,7 +729,8 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
             raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
         return []
 
-    async with pinger_over(FakeIcmpSocket(peer)) as pinger:
+    fake = FakeIcmpSocket(peer)
+    async with pinger_over(fake) as pinger:
         send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
         pinger.start(
             TARGET,
@@ -724,6 +749,7 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
             rtt_us=2000,
             ttl=64,
             target="host.example",
+            sent_ns=to_ns(fake.sent[0].time),
             send_stamp=USER_TIME,
         ),
         PingResult(
@@ -733,6 +759,7 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
             reason="Time to live exceeded",
             reported_by=ROUTER,
             target="host.example",
+            sent_ns=to_ns(fake.sent[1].time),
         ),
         PingResult(
             TARGET,
@@ -742,6 +769,75 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
             errno=errno.ENETUNREACH,
             target="host.example",
         ),
-        PingResult(TARGET, 3, Status.TIMEOUT, target="host.example"),
+        # The refused request 2 was never sent: fake.sent holds those the kernel took.
+        PingResult(
+            TARGET, 3, Status.TIMEOUT, target="host.example", sent_ns=to_ns(fake.sent[2].time)
+        ),
     ]
     assert {result.label for result in results} == {"host.example"}
+
+
+# A receiver held up: the timeout task reads the socket first (issue 15) -------------------
+
+
+@pytest.mark.parametrize("raw", [True, False])
+async def test_a_reply_that_came_in_time_answers_however_late_it_is_read(
+    autojump_clock: trio.testing.MockClock, raw: bool
+) -> None:
+    # The receiving task sees nothing until 3 s (a stopped process, a blocked loop), long
+    # after the 1 s deadline; the reply reached the socket at 0.5 s. The timeout task wakes
+    # first and must read the socket before it expires anything.
+    fake = FakeIcmpSocket(echo(0.5), raw=raw)
+    fake.receiver_stalled_until = 3.0
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=1, interval=1.0, timeout=1.0)
+    [(at, result)] = results
+    assert (result.status, result.rtt_us) == (Status.REPLY, 500_000)
+    assert at == TimedOutAt(1.0)  # settled by the timeout task's read, not at 3 s
+
+
+async def test_a_reply_that_came_late_still_times_out_when_read_with_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Both replies wait unread in the socket when the timeout task wakes: the one that came
+    # within the timeout answers, the one that came after it does not.
+    def peer(sent: Sent) -> list[Delivery]:
+        delay = 0.2 if sent.seq == 0 else 1.002
+        return [Delivery(delay, reply_bytes(sent), sent.address)]
+
+    fake = FakeIcmpSocket(peer)
+    fake.receiver_stalled_until = 5.0
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=2, interval=0.001, timeout=1.0)
+    assert sorted((result.seq, result.status, result.rtt_us) for _, result in results) == [
+        (0, Status.REPLY, 200_000),
+        (1, Status.TIMEOUT, None),
+    ]
+
+
+async def test_an_icmp_error_that_came_in_time_ends_the_request_as_an_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # On a datagram socket the error is on the error queue, which the timeout task reads too.
+    def peer(sent: Sent) -> list[Delivery]:
+        data = error_bytes(sent, icmp.DESTINATION_UNREACHABLE, 1, ROUTER)
+        return [Delivery(0.1, data, ROUTER)]
+
+    fake = FakeIcmpSocket(peer, raw=False)
+    fake.receiver_stalled_until = 3.0
+    async with pinger_over(fake) as pinger:
+        [(_, result)] = await collect(pinger, count=1, interval=1.0, timeout=1.0)
+    assert (result.status, result.reported_by) == (Status.ICMP_ERROR, ROUTER)
+
+
+async def test_the_timeout_task_reads_every_batch_the_socket_holds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # More replies wait than one read takes (256): all must be read before any expires.
+    fake = FakeIcmpSocket(echo(0.01))
+    fake.receiver_stalled_until = 4.0
+    addresses = [f"192.0.2.{i}" for i in range(1, 201)] + [f"198.51.100.{i}" for i in range(1, 201)]
+    async with pinger_over(fake) as pinger:
+        results = await drain(start_each(pinger, addresses, count=1, interval=1.0))
+    assert len(results) == 400
+    assert {result.status for _, result in results} == {Status.REPLY}

@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from tests.engine.helpers import EXACT, ROUTER, TARGET, by_seq, collect, pinger_over
-from tests.fakes import Delivery, FakeIcmpSocket, Sent, error_bytes, reply_bytes
+from tests.fakes import Delivery, FakeIcmpSocket, Sent, error_bytes, reply_bytes, to_ns
 from trio_ping._proto import icmp
 from trio_ping.results import PingResult, Status
 
@@ -37,7 +37,12 @@ async def test_a_queued_icmp_error_ends_the_request_at_once(
     assert sorted(ended) == [0, 1]
     for seq, (at, result) in ended.items():
         assert result == PingResult(
-            TARGET, seq, Status.ICMP_ERROR, reason=reason, reported_by=ROUTER
+            TARGET,
+            seq,
+            Status.ICMP_ERROR,
+            reason=reason,
+            reported_by=ROUTER,
+            sent_ns=to_ns(fake.sent[seq].time),
         )
         assert at == pytest.approx(fake.sent[seq].time + 0.004, abs=EXACT)
 

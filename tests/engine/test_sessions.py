@@ -30,6 +30,7 @@ from trio_ping import SocketPermissionError
 from trio_ping._engine.sessions import (
     PAYLOAD_HEAD,
     PAYLOAD_SIZE,
+    SHORT_PAYLOAD_IDENT,
     Session,
     Sessions,
     ident_in_payload,
@@ -268,8 +269,10 @@ def test_the_identifier_is_read_back_from_a_payload() -> None:
     assert ident_in_payload(session.payload) == session.ident
     assert ident_in_payload(session.payload + b"more") == session.ident
     assert ident_in_payload(session.payload[: PAYLOAD_HEAD.size]) == session.ident
-    assert ident_in_payload(session.payload[: PAYLOAD_HEAD.size - 1]) is None
-    assert ident_in_payload(b"") is None
+    # The identifier follows the 8-byte cookie: 10 bytes carry it, 9 cannot.
+    assert ident_in_payload(session.payload[:10]) == session.ident
+    assert ident_in_payload(session.payload[:9]) == SHORT_PAYLOAD_IDENT
+    assert ident_in_payload(b"") == SHORT_PAYLOAD_IDENT
 
 
 def test_identifiers_are_unique_per_address_and_freed_when_a_session_ends() -> None:
@@ -278,22 +281,37 @@ def test_identifiers_are_unique_per_address_and_freed_when_a_session_ends() -> N
     first = start_one(sessions, send_channel.clone())
     second = start_one(sessions, send_channel.clone())
     assert first.ident != second.ident
-    in_use = sessions._idents_in_use
-    assert in_use == {(first.packed, first.ident), (second.packed, second.ident)}
+    holders = sessions._holders
+    assert holders == {(first.packed, first.ident): 1, (second.packed, second.ident): 1}
+    assert (first.wire, second.wire) == (0, 0)  # sequence numbers from 0
     sessions.cancel(first)
-    assert in_use == {(second.packed, second.ident)}
+    assert holders == {(second.packed, second.ident): 1}
+    assert sessions._held == {second.packed: 1}
 
 
-def test_when_every_identifier_is_taken_start_says_so() -> None:
+def test_when_almost_every_identifier_is_taken_sessions_share_them() -> None:
     sessions, schedule = a_registry()
     packed = packets.packed(TARGET)
-    sessions._idents_in_use.update((packed, ident) for ident in range(0x10000))
+    taken = 0x10000 - 4096  # all but the spare ones: from here, sharing beats a search
+    first_free = (sessions._next_ident + taken) & 0xFFFF
+    sessions._holders.update(
+        ((packed, (sessions._next_ident + n) & 0xFFFF), 1) for n in range(taken)
+    )
+    sessions._held[packed] = taken
     send_channel, _receive = trio.open_memory_channel[PingResult](math.inf)
-    with pytest.raises(ValueError, match="all 65,536 ICMP identifiers are in use"):
-        start_one(sessions, send_channel)
-    assert schedule.next_due() == math.inf  # nothing was planned
-    # Another address has identifiers of its own.
-    assert start_one(sessions, send_channel, address="192.0.2.2").packed != packed
+    shared = start_one(sessions, send_channel.clone())
+    assert sessions._holders[(packed, shared.ident)] == 2
+    assert sessions._held[packed] == taken  # no new identifier taken
+    assert schedule.next_due() == 0.0  # planned all the same
+    assert shared.wire == shared.wire_start  # a random point of that identifier's space
+    # A free one in turn is still taken whole; and another address has its own.
+    sessions._next_ident = first_free
+    alone = start_one(sessions, send_channel.clone())
+    assert (alone.ident, alone.wire, sessions._holders[(packed, first_free)]) == (first_free, 0, 1)
+    other = start_one(sessions, send_channel.clone(), address="192.0.2.2")
+    assert (other.packed != packed, sessions._held[other.packed]) == (True, 1)
+    sessions.cancel(shared)
+    assert sessions._holders[(packed, shared.ident)] == 1
 
 
 @pytest.mark.parametrize(
@@ -311,7 +329,7 @@ def test_timestamp_sessions_need_a_raw_ipv4_socket(
     with pytest.raises(error, match=message):
         start_one(sessions, send_channel, timestamp=True)
     assert schedule.next_due() == math.inf
-    assert sessions._idents_in_use == set()
+    assert (sessions._holders, sessions._held) == ({}, {})
 
 
 def test_settle_sends_each_result_and_closes_the_channel_after_the_last() -> None:
@@ -324,7 +342,7 @@ def test_settle_sends_each_result_and_closes_the_channel_after_the_last() -> Non
     sessions.settle(session, results[1])
     assert (session.outstanding, session.finished) == (0, True)
     assert session.plan is None
-    assert sessions._idents_in_use == set()
+    assert (sessions._holders, sessions._held) == ({}, {})
     sessions.settle(session, results[1])  # after the end: ignored
     assert [receive_channel.receive_nowait() for _ in range(2)] == results
     with pytest.raises(trio.EndOfChannel):

@@ -44,6 +44,28 @@ async def test_a_closed_socket_is_not_read_again() -> None:
         await sock.receive_batch()
 
 
+async def test_receive_nowait_reads_what_is_queued_and_never_waits() -> None:
+    # A UDP socket on loopback stands in: the reader is the same, and no privilege is needed.
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    sock = IcmpSocket(receiver)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        try:
+            assert sock.receive_nowait() == []
+            for index in range(3):
+                sender.sendto(b"datagram %d" % index, receiver.getsockname())
+            assert [d.data for d in sock.receive_nowait()] == [
+                b"datagram 0",
+                b"datagram 1",
+                b"datagram 2",
+            ]
+            assert sock.receive_nowait() == []
+        finally:
+            sock.close()
+    with pytest.raises(trio.ClosedResourceError):
+        sock.receive_nowait()
+
+
 class _Refusing:
     """Stands in for the stdlib socket: every sendto fails with one error number."""
 

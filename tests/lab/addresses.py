@@ -24,6 +24,29 @@ CLIENT_LINK_BROADCAST: Final = "10.201.0.3"
 CLIENT_LINK6: Final = "fd00:201::1"
 PEER_LINK6: Final = "fd00:201::2"
 
+# A second link between the client and the kernel peer (issue 16: -I, -S). The client
+# routes the lab's ranges over it too, at a worse metric: only a socket bound to it
+# (SO_BINDTODEVICE) sends that way.
+SECOND_CLIENT_LINK: Final = "10.201.3.1"
+SECOND_PEER_LINK: Final = "10.201.3.2"
+SECOND_CLIENT_LINK6: Final = "fd00:201:3::1"
+SECOND_PEER_LINK6: Final = "fd00:201:3::2"
+
+# Link-local addresses on the client-peer link, set without duplicate address detection.
+CLIENT_LINK_LOCAL: Final = "fe80::201:1"
+PEER_LINK_LOCAL: Final = "fe80::201:2"
+
+# Beyond the kernel peer, which routes to it: the far namespace, over a link of MTU 1280.
+FAR_ROUTER_LINK: Final = "10.201.2.1"
+FAR_LINK: Final = "10.201.2.2"
+FAR_ROUTER_LINK6: Final = "fd00:201:2::1"
+FAR_LINK6: Final = "fd00:201:2::2"
+FAR_MTU: Final = 1280
+"""The MTU of the link between the kernel peer and the far namespace."""
+BEYOND: Final = "10.207.0.0/16"
+"""Every address answers, two hops away: the far namespace has a local route for it."""
+BEYOND6: Final = "fd00:207::/48"
+
 # The link between the client and the misbehaving (userspace) peer.
 CLIENT_LINK_M: Final = "10.201.1.1"
 MISBEHAVING_LINK: Final = "10.201.1.2"
@@ -87,3 +110,13 @@ def silent6(index: int = 1) -> str:
 def unreachable6(index: int = 1) -> str:
     """An IPv6 address a router reports unreachable."""
     return host(UNREACHABLE6, index)
+
+
+def beyond(index: int = 1) -> str:
+    """An address two hops away (through the kernel peer, over the 1280-byte link)."""
+    return host(BEYOND, index)
+
+
+def beyond6(index: int = 1) -> str:
+    """An IPv6 address two hops away."""
+    return host(BEYOND6, index)

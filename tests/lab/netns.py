@@ -13,6 +13,18 @@
       c1 10.201.1.1/30  ───veth───  m0 10.201.1.2/30
       route 10.205.0.0/16 → it        blackhole 10.205.0.0/16; a userspace responder
                                       sniffs m0 and answers (tests/lab/responder.py)
+      c2 10.201.3.1/30  ───veth───  p2 10.201.3.2/30 (the kernel peer again; the lab
+         fd00:201:3::1/64              ranges routed this way at metric 2000: for -I)
+      c0 also fe80::201:1           p0 also fe80::201:2 (link-local, no DAD)
+                                  far ns, beyond the kernel peer (a router):
+                                    p1 10.201.2.1 ─veth, MTU 1280─ f0 10.201.2.2
+                                    (fd00:201:2::1, ::2); local 10.207.0.0/16,
+                                    fd00:207::/48, so TTL 1 expires at the peer
+
+``Lab.policed()`` makes the kernel peer a policed router for the length of a ``with``
+block: at most 1,000 Echo Replies a second after a burst of 50 (the kernel's global ICMP
+limiter, with Echo Reply added to ``icmp_ratemask``); tests/live/test_rate_live.py runs
+``--rate`` against it.
 
 Every name carries the test run's process id, so two runs never meet, and the lab of a
 run that died is removed by the next one.
@@ -79,6 +91,7 @@ class Lab:
     client: str
     peer: str
     misbehaving: str
+    far: str
     _processes: list[subprocess.Popen[bytes]] = attrs.field(factory=list)
 
     @classmethod
@@ -86,7 +99,7 @@ class Lab:
         """Create the lab; on any failure remove what was made and raise."""
         remove_stale_labs()
         tag = tag or f"{_PREFIX}{os.getpid()}"
-        lab = cls(f"{tag}-client", f"{tag}-peer", f"{tag}-misbehaving")
+        lab = cls(f"{tag}-client", f"{tag}-peer", f"{tag}-misbehaving", f"{tag}-far")
         try:
             lab._build()
         except BaseException:
@@ -95,8 +108,8 @@ class Lab:
         return lab
 
     def _build(self) -> None:
-        client, peer, mis = self.client, self.peer, self.misbehaving
-        for namespace in (client, peer, mis):
+        client, peer, mis, far_ns = self.client, self.peer, self.misbehaving, self.far
+        for namespace in (client, peer, mis, far_ns):
             ip("netns", "add", namespace)
             ip("-n", namespace, "link", "set", "lo", "up")
         # Both ends are created inside their namespaces: the host's own never sees them.
@@ -115,18 +128,54 @@ class Lab:
             peer,
         )
         ip("link", "add", "c1", "netns", client, "type", "veth", "peer", "name", "m0", "netns", mis)
+        ip(
+            "link",
+            "add",
+            "c2",
+            "netns",
+            client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "p2",
+            "netns",
+            peer,
+        )
+        ip(
+            "link",
+            "add",
+            "p1",
+            "netns",
+            peer,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "f0",
+            "netns",
+            far_ns,
+        )
         a = addresses
         for namespace, device, address, address6 in (
             (client, "c0", a.CLIENT_LINK, a.CLIENT_LINK6),
             (peer, "p0", a.PEER_LINK, a.PEER_LINK6),
             (client, "c1", a.CLIENT_LINK_M, None),
             (mis, "m0", a.MISBEHAVING_LINK, None),
+            (client, "c2", a.SECOND_CLIENT_LINK, a.SECOND_CLIENT_LINK6),
+            (peer, "p2", a.SECOND_PEER_LINK, a.SECOND_PEER_LINK6),
+            (peer, "p1", a.FAR_ROUTER_LINK, a.FAR_ROUTER_LINK6),
+            (far_ns, "f0", a.FAR_LINK, a.FAR_LINK6),
         ):
             prefix = 30
             ip("-n", namespace, "addr", "add", f"{address}/{prefix}", "dev", device)
             if address6:
                 ip("-n", namespace, "addr", "add", f"{address6}/64", "dev", device, "nodad")
+            if device in ("p1", "f0"):
+                ip("-n", namespace, "link", "set", device, "mtu", str(a.FAR_MTU))
             ip("-n", namespace, "link", "set", device, "up")
+        ip("-n", client, "addr", "add", f"{a.CLIENT_LINK_LOCAL}/64", "dev", "c0", "nodad")
+        ip("-n", peer, "addr", "add", f"{a.PEER_LINK_LOCAL}/64", "dev", "p0", "nodad")
         # Neighbours pinned both ways: no ARP or neighbour discovery for a test to wait on.
         # (Right after the build, the peer ignored the first IPv6 solicitation, holding
         # the first replies for the 1 s retransmit timer.)
@@ -140,6 +189,23 @@ class Lab:
                 (a.CLIENT_LINK, a.CLIENT_LINK6),
             ),
             (client, "c1", mis, "m0", (a.MISBEHAVING_LINK,), (a.CLIENT_LINK_M,)),
+            (
+                client,
+                "c2",
+                peer,
+                "p2",
+                (a.SECOND_PEER_LINK, a.SECOND_PEER_LINK6),
+                (a.SECOND_CLIENT_LINK, a.SECOND_CLIENT_LINK6),
+            ),
+            (
+                peer,
+                "p1",
+                far_ns,
+                "f0",
+                (a.FAR_LINK, a.FAR_LINK6),
+                (a.FAR_ROUTER_LINK, a.FAR_ROUTER_LINK6),
+            ),
+            (client, "c0", peer, "p0", (a.PEER_LINK_LOCAL,), (a.CLIENT_LINK_LOCAL,)),
         ):
             near_mac, far_mac = _mac(near, near_dev), _mac(far, far_dev)
             for address in far_addresses:
@@ -175,6 +241,28 @@ class Lab:
         ip("-n", client, "route", "add", a.MISBEHAVING, "via", a.MISBEHAVING_LINK)
         ip("-n", client, "route", "add", "unreachable", a.REFUSED)
         ip("-n", client, "-6", "route", "add", a.LAB_RANGE6, "via", a.PEER_LINK6)
+        # The same ranges over the second link, at a worse metric (IPv6 routes default to
+        # 1024, IPv4 ones to 0): for a socket bound to c2 (-I c2) only.
+        ip("-n", client, "route", "add", a.LAB_RANGE, "via", a.SECOND_PEER_LINK, "metric", "2000")
+        ip(
+            "-n",
+            client,
+            "-6",
+            "route",
+            "add",
+            a.LAB_RANGE6,
+            "via",
+            a.SECOND_PEER_LINK6,
+            "metric",
+            "2000",
+        )
+        # The kernel peer routes BEYOND to the far namespace, which answers it all.
+        ip("-n", peer, "route", "add", a.BEYOND, "via", a.FAR_LINK)
+        ip("-n", peer, "-6", "route", "add", a.BEYOND6, "via", a.FAR_LINK6)
+        ip("-n", far_ns, "route", "add", "default", "via", a.FAR_ROUTER_LINK)
+        ip("-n", far_ns, "-6", "route", "add", "default", "via", a.FAR_ROUTER_LINK6)
+        ip("-n", far_ns, "route", "add", "local", a.BEYOND, "dev", "lo")
+        ip("-n", far_ns, "-6", "route", "add", "local", a.BEYOND6, "dev", "lo")
         # The kernel peer: one range answers, one is silent, one is unreachable.
         ip("-n", peer, "route", "add", "local", a.ANSWERING, "dev", "lo")
         ip("-n", peer, "-6", "route", "add", "local", a.ANSWERING6, "dev", "lo")
@@ -245,7 +333,7 @@ class Lab:
                 if stream is not None:
                     stream.close()
         self._processes.clear()
-        for namespace in (self.client, self.peer, self.misbehaving):
+        for namespace in (self.client, self.peer, self.misbehaving, self.far):
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
 
     def run(

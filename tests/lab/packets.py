@@ -6,6 +6,7 @@ exactly the bytes a real network would.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 
@@ -14,6 +15,7 @@ from trio_ping._proto import icmp
 _ICMP_HEADER = struct.Struct("!BBHHH")
 
 
+@functools.cache  # the fake socket asks for every datagram: ipaddress's parse is slow
 def packed(address: str) -> bytes:
     """An IP address in text as network-order bytes."""
     return ipaddress.ip_address(address).packed

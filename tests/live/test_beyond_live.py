@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from typing import Any
@@ -37,6 +38,7 @@ REQUEST_KEYS = [
     "error",
     "reason",
     "from",
+    "sent_at",
     "send_stamp",
 ]
 TIMESTAMP_KEYS = ["originate_ms", "receive_ms", "transmit_ms", "offset_ms"]
@@ -152,6 +154,8 @@ def test_family_flag_refuses_a_literal_of_the_other_family(lab: Lab) -> None:
 
 
 def test_json_gives_every_event_type_with_stable_keys(lab: Lab) -> None:
+    # Whole seconds: the clock's second may turn between this reading and the first send.
+    started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     outcome = run_trio_ping(
         lab,
         "--json",
@@ -180,6 +184,11 @@ def test_json_gives_every_event_type_with_stable_keys(lab: Lab) -> None:
     # Loopback's driver stamps each packet sent: the RTT starts from the kernel's time.
     assert all(e["send_stamp"] == "driver" for e in replies)
     assert all(e["send_stamp"] is None for e in requests if e["event"] != "reply")
+    # Every request left during this run: its send time, RFC 3339 UTC with microseconds.
+    for e in requests:
+        sent = datetime.datetime.strptime(e["sent_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        sent = sent.replace(tzinfo=datetime.UTC)
+        assert started <= sent <= datetime.datetime.now(datetime.UTC)
     [timeout] = [e for e in requests if e["event"] == "timeout"]
     assert (timeout["address"], timeout["rtt_us"], timeout["reason"]) == (silent(1), None, None)
     [error] = [e for e in requests if e["event"] == "error"]

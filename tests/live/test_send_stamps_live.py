@@ -17,6 +17,7 @@ from tests.lab.addresses import answering, answering6
 from tests.lab.netns import Lab
 from trio_ping import IcmpSocket, PingResult, Status, open_pinger
 from trio_ping._io.datagrams import CAPACITY, Datagram
+from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping.pinger import SocketFactory
 from trio_ping.results import DRIVER_STAMP
@@ -33,14 +34,14 @@ class TimesRecordingSocket(IcmpSocket):
         self.user_sent_ns: dict[int, int] = {}
         self.received_ns: dict[int, int] = {}
 
-    def try_send(self, packet: bytes, address: str) -> int | None:
-        sent_ns = super().try_send(packet, address)
+    def try_send(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int | None:
+        sent_ns = super().try_send(packet, address, ancillary)
         if sent_ns is not None:
             self.user_sent_ns[_SEQ.unpack_from(packet, 6)[0]] = sent_ns
         return sent_ns
 
-    async def send(self, packet: bytes, address: str) -> int:
-        sent_ns = await super().send(packet, address)
+    async def send(self, packet: bytes, address: str, ancillary: Ancillary = ()) -> int:
+        sent_ns = await super().send(packet, address, ancillary)
         self.user_sent_ns[_SEQ.unpack_from(packet, 6)[0]] = sent_ns
         return sent_ns
 

@@ -261,3 +261,15 @@ def test_schedule_serves_the_earliest_request_first_come_first_served(
                 assert schedule.pop_due(clock, second) == expected
             assert schedule.pop_due(clock, second) is None
         assert schedule.next_due() == model.next_due()
+
+
+def test_a_plan_without_a_count_goes_on_until_cancelled() -> None:
+    schedule: Schedule[str] = Schedule()
+    plan = schedule.add("a", start=0.0, interval=1.0, count=None)
+    popped = [schedule.pop_due(float(n)) for n in range(100_000, 100_003)]
+    # Late: the start moved to when the first left, and the plan has no last request.
+    assert popped == [("a", 0), ("a", 1), ("a", 2)]
+    assert (plan.start, plan.seq, schedule.next_due()) == (100_000.0, 3, 100_003.0)
+    schedule.cancel(plan)
+    assert schedule.pop_due(math.inf) is None
+    assert schedule.next_due() == math.inf

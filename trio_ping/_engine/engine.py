@@ -20,23 +20,32 @@ becomes that scope's deadline in turn, which is the per-sequence timeout scope a
 
 from __future__ import annotations
 
+import enum
 import math
 import socket
 import time
+from collections.abc import Callable
 from typing import Final
 
 import trio
 
 from trio_ping._engine.alarm import Alarm, SleepUntil
-from trio_ping._engine.sessions import Session, Sessions, ident_in_payload, probe_key
+from trio_ping._engine.sessions import (
+    PAYLOAD_SIZE,
+    Session,
+    Sessions,
+    ident_in_payload,
+)
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._io.send_stamps import SCM_TSTAMP_SND, SendStamp
+from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping._proto.batching import busy
+from trio_ping._proto.rate import TokenBucket
 from trio_ping._proto.schedule import Schedule
 from trio_ping._proto.timestamps import clock_offset_ms, ms_since_midnight
-from trio_ping._proto.tracker import ANSWERED, Probe, Tracker, Verdict
+from trio_ping._proto.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
 from trio_ping.results import (
     DRIVER_STAMP,
     QUEUE_STAMP,
@@ -75,11 +84,25 @@ _KEY_MASK: Final = 0xFFFF_FFFF  # transmit-stamp keys are u32 (send_stamps.KEY_M
 _STAMP_TABLE_FLOOR: Final = 4096
 
 
+class _RateCapped(enum.Enum):
+    RATE_CAPPED = "rate capped"
+
+
+RATE_CAPPED: Final = _RateCapped.RATE_CAPPED
+"""What the sender's burst returns when the rate cap holds the next request back."""
+
+
 class SocketEngine:
     """Sends, receives and times out the requests of every session on one socket."""
 
-    def __init__(self, sock: IcmpSocket, sleep_until: SleepUntil) -> None:
+    def __init__(
+        self, sock: IcmpSocket, sleep_until: SleepUntil, bucket: TokenBucket | None = None
+    ) -> None:
         """Drive ``sock``; ``sleep_until`` paces the sender (precise, or trio's for tests).
+
+        With ``bucket``, every request takes a token from it before it is sent (the
+        pinger's rate cap, shared by its engines): one the bucket holds back leaves when
+        its token comes, and its timeout counts from then.
 
         Must be called inside a trio run: the engine keeps the run's clock. The engine
         takes sessions from here on; :meth:`run` sends, receives and times them out.
@@ -95,17 +118,22 @@ class SocketEngine:
         self._tracker: Tracker[Session] = Tracker()
         self._sessions = Sessions(self._schedule, self._tracker, ipv6=self._ipv6, raw=sock.raw)
         self._settle = self._sessions.settle
-        self._pacing = Alarm(sleep_until)  # the sender's: precise, cut short by a start
-        self._expiry = Alarm()  # the timeout task's: a deadline, moved by an earlier one
         self._transmit_stamps = sock.transmit_stamps
         # Requests sent, by transmit-stamp key, until their driver's stamp comes (or they
         # end: see _forget_ended).
         self._awaiting_stamp: dict[int, Probe[Session]] = {}
         self._stamp_table_bound = _STAMP_TABLE_FLOOR
+        self._handle_batch = self._batch_handler()
+        self._pacing = Alarm(sleep_until)  # the sender's: precise, cut short by a start
+        self._expiry = Alarm()  # the timeout task's: a deadline, moved by an earlier one
         self.malformed = 0
         """Packets that failed to parse (bad checksum, truncated, ...)."""
         self.invalid = 0
         """Replies naming one of our requests but not carrying its payload."""
+        self._bucket = bucket
+        self.rate_delay = 0.0
+        """With a rate cap, the longest a request has left after it was due, in seconds:
+        how long the cap held it back (the sender itself is late by microseconds)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the sender, the receiver and the timeout task until cancelled.
@@ -127,16 +155,20 @@ class SocketEngine:
         address: str,
         packed: bytes,
         *,
-        count: int,
+        count: int | None,
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool = False,
         target: str | None = None,
+        size: int = PAYLOAD_SIZE,
+        ancillary: Ancillary = (),
     ) -> Session:
-        """Plan ``count`` requests to ``address``, the first now; results go to ``results``.
+        """Plan ``count`` requests to ``address`` (None: until cancelled), the first now;
+        results go to ``results``.
 
-        Echo requests, or with ``timestamp`` ICMP Timestamp requests (IPv4 only). The
+        Echo requests of ``size`` payload bytes, or with ``timestamp`` ICMP Timestamp
+        requests (IPv4 only), each sent with the control messages ``ancillary``. The
         channel is closed after the last result. Must be called from a trio task.
 
         Raises:
@@ -155,6 +187,8 @@ class SocketEngine:
             results=results,
             timestamp=timestamp,
             target=target,
+            size=size,
+            ancillary=ancillary,
         )
         if start < self._pacing.moment:
             self._pacing.bring_forward(start)
@@ -172,8 +206,13 @@ class SocketEngine:
 
     async def _send_loop(self) -> None:
         """Send every request when it is due, in due order; never returns."""
+        bucket = self._bucket
         while True:
             stalled = self._send_burst()
+            if stalled is RATE_CAPPED:
+                assert bucket is not None
+                await self._pacing.wait(bucket.next_token(self._now()))
+                continue
             if stalled is not None:
                 # The kernel pushed back: wait until it takes the request. The retry may
                 # succeed at once, without a checkpoint, and the next burst may stall
@@ -188,9 +227,12 @@ class SocketEngine:
                 continue
             await self._pacing.wait(due)
 
-    def _send_burst(self) -> tuple[Session, int, float] | None:
+    def _send_burst(self) -> tuple[Session, int, ProbeKey, float] | _RateCapped | None:
         """Send what is due (up to _SENDS_BETWEEN_CHECKPOINTS requests) while the kernel
-        takes each at once; return the first it would not take, as (session, seq, sent_at).
+        takes each at once; return the first it would not take, as (session, seq, key,
+        sent_at): ``seq`` is the request's number in its session, ``key`` carries its
+        ICMP sequence number. RATE_CAPPED: something is due, and the rate cap's bucket
+        has no token for it yet.
 
         Synchronous, because the common case never waits: an ``await`` per request would
         build two coroutines for nothing.
@@ -198,43 +240,67 @@ class SocketEngine:
         current_time = self._now
         pop_due = self._schedule.pop_due
         try_send = self._socket.try_send
+        claim = self._sessions.claim
+        bucket = self._bucket
         for _ in range(_SENDS_BETWEEN_CHECKPOINTS):
             now = current_time()
+            if bucket is not None and not self._token(bucket, now):
+                return RATE_CAPPED
             popped = pop_due(now, _SEND_WINDOW)
             if popped is None:
                 return None
             session, seq = popped
-            packet, fingerprint = self._request(session, seq)
+            key = claim(session)
+            packet, fingerprint = self._request(session, key[3])
             try:
-                sent_ns = try_send(packet, session.address)
+                sent_ns = try_send(packet, session.address, session.ancillary)
             except OSError as exc:
                 self._send_failed(session, seq, exc)
                 continue
             if sent_ns is None:
-                return session, seq, now
-            self._track(session, seq, fingerprint, sent_ns, now)
+                return session, seq, key, now
+            self._track(session, seq, key, fingerprint, sent_ns, now)
         return None
 
-    async def _send(self, session: Session, seq: int, sent_at: float) -> None:
+    def _token(self, bucket: TokenBucket, now: float) -> bool:
+        """Whether the next request may go at ``now``: nothing is due (so there is nothing
+        to hold back), or something is and the bucket gave its token."""
+        due = self._schedule.next_due()
+        if due > now + _SEND_WINDOW:
+            return True
+        if not bucket.take(now):
+            return False
+        if now - due > self.rate_delay:
+            self.rate_delay = now - due
+        return True
+
+    async def _send(self, session: Session, seq: int, key: ProbeKey, sent_at: float) -> None:
         """Send one request, waiting for the socket as long as it takes."""
-        packet, fingerprint = self._request(session, seq)
+        packet, fingerprint = self._request(session, key[3])
         try:
-            sent_ns = await self._socket.send(packet, session.address)
+            sent_ns = await self._socket.send(packet, session.address, session.ancillary)
         except OSError as exc:
             self._send_failed(session, seq, exc)
             return
-        self._track(session, seq, fingerprint, sent_ns, sent_at)
+        self._track(session, seq, key, fingerprint, sent_ns, sent_at)
 
-    def _request(self, session: Session, seq: int) -> tuple[bytes, bytes]:
-        """Request ``seq`` of ``session``, and what its reply must carry to answer it."""
+    def _request(self, session: Session, wire_seq: int) -> tuple[bytes, bytes]:
+        """The request of ``session`` with ICMP sequence number ``wire_seq``, and what its
+        reply must carry to answer it."""
         if session.template is not None:
-            return session.template.encode(seq), session.payload
+            return session.template.encode(wire_seq), session.payload
         originate = ms_since_midnight(time.time_ns())
-        packet = icmp.encode_timestamp_request(session.ident, seq, originate)
+        packet = icmp.encode_timestamp_request(session.ident, wire_seq, originate)
         return packet, originate.to_bytes(4, "big")
 
     def _track(
-        self, session: Session, seq: int, fingerprint: bytes, sent_ns: int, sent_at: float
+        self,
+        session: Session,
+        seq: int,
+        key: ProbeKey,
+        fingerprint: bytes,
+        sent_ns: int,
+        sent_at: float,
     ) -> None:
         """Register a request just sent, so that its reply or its deadline settles it.
 
@@ -246,7 +312,7 @@ class SocketEngine:
             return
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
-        self._tracker.add(probe_key(session, seq), probe)
+        self._tracker.add(key, probe)
         if self._transmit_stamps:
             awaiting = self._awaiting_stamp
             awaiting[self._socket.sent_key & _KEY_MASK] = probe
@@ -268,6 +334,22 @@ class SocketEngine:
         """Read the socket whenever it is readable and settle the probes it answers."""
         current_time = self._now
         receive_batch = self._socket.receive_batch
+        handle_batch = self._handle_batch
+        last_wake = -math.inf
+        while True:
+            batch = await receive_batch(_RECEIVE_BATCH)
+            now = current_time()  # read after the receive: see round_trip_us
+            handle_batch(batch, now)
+            if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
+                await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
+            last_wake = now
+
+    def _batch_handler(self) -> Callable[[list[Datagram], float], None]:
+        """The one function that acts on a batch just read (and on the ICMP errors read with
+        it), for the receiver and the timeout task alike; ``now`` was read after the read.
+
+        A closure, so that the receiver's hot path keeps its names in locals.
+        """
         # The common case, an Echo Reply on a raw IPv4 socket that answers a request, goes
         # straight from the bytes to the tracker: no message object, no verdict. An Echo
         # Reply the tracker does not take is judged as a message, without a second parse;
@@ -276,26 +358,30 @@ class SocketEngine:
         echo_reply = icmp.echo_reply_ipv4
         answer = self._tracker.answer
         answered = self._answered
+        judge = self._judge
+        on_reply = self._on_reply
+        on_error = self._on_error
         reads_error_queue = self._socket.reads_error_queue
+        take_errors = self._socket.take_errors
         transmit_stamps = self._transmit_stamps
         take_stamps = self._socket.take_stamps
-        last_wake = -math.inf
-        while True:
-            batch = await receive_batch(_RECEIVE_BATCH)
-            now = current_time()  # read after the receive: see round_trip_us
-            if reads_error_queue:
-                for report in self._socket.take_errors():
-                    self._on_error(report)
+        apply_stamps = self._apply_stamps
+
+        def handle_batch(batch: list[Datagram], now: float) -> None:
             if transmit_stamps:
-                # Before the replies: the socket read the stamps after the datagrams, so
-                # every request this batch answers has its own among them (or lost it).
+                # Before the replies (and the errors): the socket read the stamps after the
+                # datagrams, so every request this batch answers has its own among them
+                # (or lost it).
                 stamps = take_stamps()
                 if stamps:
-                    self._apply_stamps(stamps)
+                    apply_stamps(stamps)
+            if reads_error_queue:
+                for report in take_errors():
+                    on_error(report)
             for datagram in batch:
                 echo = echo_reply(datagram.data) if shortcut else None
                 if echo is None:
-                    self._judge(datagram, now)
+                    judge(datagram, now)
                     continue
                 source, ttl, ident, seq, payload = echo
                 key = (source, icmp.ECHO_REQUEST, ident, seq)
@@ -303,10 +389,9 @@ class SocketEngine:
                 if probe is not None:
                     answered(probe, ttl, datagram, now)
                 else:  # a duplicate, late, invalid or stray reply: parsed already
-                    self._on_reply(icmp.EchoReply(*echo), datagram, now)
-            if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
-                await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
-            last_wake = now
+                    on_reply(icmp.EchoReply(*echo), datagram, now)
+
+        return handle_batch
 
     def _apply_stamps(self, stamps: list[SendStamp]) -> None:
         """Make each stamp its request's send time: the driver's (SND) over the queueing
@@ -394,6 +479,7 @@ class SocketEngine:
                 ttl,
                 datagram.kernel_timestamp,
                 session.target,
+                probe.sent_ns,
                 probe.send_stamp,
             )
         else:
@@ -427,19 +513,49 @@ class SocketEngine:
         session = probe.owner
         self._settle(
             session,
-            icmp_error_result(session.address, probe.seq, message.reason, reporter, session.target),
+            icmp_error_result(
+                session.address, probe.seq, message.reason, reporter, session.target, probe.sent_ns
+            ),
         )
 
     # Timeouts ------------------------------------------------------------------------
 
     async def _expire_loop(self) -> None:
-        """End each request that is still unanswered at its deadline."""
+        """End each request that is still unanswered at its deadline.
+
+        Only once the socket has been read up to that deadline: a reply the kernel stamped
+        before it answers the request however late it is read (Tracker.answer compares
+        the stamp with the timeout). The receiver may not have read it yet: the loop was
+        blocked (a slow standard output, before the writer had its thread), the process
+        stopped (SIGSTOP, a suspended job, a paused VM), or both tasks woke in the same
+        pass after such a pause and this one runs first.
+        """
         settle = self._settle
         while True:
             await self._expiry.wait(self._tracker.next_deadline() + EXPIRY_SLACK)
-            for probe in self._tracker.expire(self._now()):
+            read_to = self._drain()
+            for probe in self._tracker.expire(read_to):
                 session = probe.owner
-                settle(session, timeout_result(session.address, probe.seq, session.target))
+                settle(
+                    session,
+                    timeout_result(session.address, probe.seq, session.target, probe.sent_ns),
+                )
+
+    def _drain(self) -> float:
+        """Read and act on everything the socket holds, without waiting; return a time by
+        which everything that had reached the socket has been read.
+
+        A non-blocking read beside the receiver, which alone waits on the socket: a batch
+        is never held across a checkpoint (IcmpSocket.receive_batch), so nothing read is
+        left for later.
+        """
+        receive_nowait = self._socket.receive_nowait
+        while True:
+            read_to = self._now()  # before the read: all that arrived by then is read
+            batch = receive_nowait(_RECEIVE_BATCH)
+            self._handle_batch(batch, self._now())
+            if len(batch) < _RECEIVE_BATCH:
+                return read_to
 
 
 def _timestamp_result(
@@ -462,6 +578,7 @@ def _timestamp_result(
         (message.originate, message.receive, message.transmit),
         offset_ms,
         session.target,
+        probe.sent_ns,
         probe.send_stamp,
     )
 

@@ -8,6 +8,7 @@ last.
 
 from __future__ import annotations
 
+import math
 import secrets
 import struct
 from typing import Final
@@ -16,6 +17,7 @@ import attrs
 import trio
 
 from trio_ping._io.icmp_socket import SocketPermissionError
+from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping._proto.schedule import Plan, Schedule
 from trio_ping._proto.tracker import ProbeKey, Tracker
@@ -34,6 +36,29 @@ header (see :func:`ident_in_payload`)."""
 _PADDING: Final = bytes(range(0x10, 0x10 + PAYLOAD_SIZE - PAYLOAD_HEAD.size))
 """What follows the head, to PAYLOAD_SIZE: the same for every session."""
 
+_IDENT_END: Final = 10
+"""Where the identifier ends in the payload head (after the 8-byte cookie)."""
+
+SHORT_PAYLOAD_IDENT: Final = -1
+"""The session identifier, in the tracker's keys, of a session on a datagram socket whose
+payload is too short to carry its identifier (under 10 bytes): the kernel owns the header's,
+so nothing in a reply tells such sessions to one address apart, and only one may run at a
+time per address."""
+
+
+def payload_for(head: bytes, size: int) -> bytes:
+    """An Echo payload of ``size`` bytes: ``head`` then padding, or ``head`` cut short.
+
+    Padding counts up from 0x10 as iputils fills it (so the default 56 bytes are what
+    trio-ping always sent). A payload shorter than the head keeps its first bytes: a
+    reply must then echo what is there (at least part of the cookie from one byte on).
+    """
+    if size <= len(head):
+        return head[:size]
+    if size == PAYLOAD_SIZE:
+        return head + _PADDING
+    return head + bytes((0x10 + i) & 0xFF for i in range(size - len(head)))
+
 
 @attrs.define(eq=False)
 class Session:
@@ -41,15 +66,17 @@ class Session:
 
     address: str
     packed: bytes
-    count: int
+    count: int | None
+    """Requests planned; None: until cancelled."""
     timeout: float
     request_type: int
     """ICMP Echo (8, or 128 for ICMPv6) or Timestamp (13)."""
     ident: int
     payload: bytes
     results: trio.MemorySendChannel[PingResult]
-    outstanding: int
-    """Requests whose result is not yet known (sent or still planned)."""
+    outstanding: float
+    """Requests whose result is not yet known (sent or still planned): infinite for a
+    session that runs until cancelled."""
     template: icmp.EchoRequestTemplate | None = None
     """Builds the Echo requests (None for Timestamp sessions)."""
     plan: Plan[Session] | None = None
@@ -59,20 +86,45 @@ class Session:
     duplicates: int = 0
     """Valid replies that came again for requests already answered (iputils' DUP!)."""
     finished: bool = False
+    wire: int = 0
+    """Where the next request's ICMP sequence number comes from: it is ``wire`` modulo
+    65,536, and ``wire`` counts up by one a request and by one for each number skipped
+    (see :meth:`Sessions.claim`)."""
+    wire_start: int = 0
+    """``wire`` when the session took its present identifier."""
+    size: int = PAYLOAD_SIZE
+    """Echo payload bytes after the ICMP header."""
+    ancillary: Ancillary = ()
+    """Control messages sent with each request (its TTL, TOS), empty for the socket's."""
 
 
 def probe_key(session: Session, seq: int) -> ProbeKey:
-    """The tracker's key for request ``seq`` of ``session``."""
+    """The tracker's key for ICMP sequence number ``seq`` of ``session``."""
     return (session.packed, session.request_type, session.ident, seq)
 
 
+_SEQUENCES: Final = 0x10000
+"""ICMP sequence numbers are 16 bits: they wrap modulo this."""
+
+_SPARE_IDENTS: Final = 4096
+"""Identifiers left free for an address when new sessions to it start sharing: searching
+in turn for a free one then costs at most 16 steps a session on average (65,536 / 4,096)."""
+
+_SKIPS_BEFORE_NEW_IDENT: Final = 64
+"""Sequence numbers :meth:`Sessions.claim` skips, at most, before it takes the session a
+new identifier: that many in a row still awaiting answers mean the identifier's sequence
+space is crowded (only with tens of thousands of requests in flight under it)."""
+
+
 def ident_in_payload(payload: bytes) -> int | None:
-    """The session identifier an Echo payload of ours carries; None if it is too short
-    to carry one (it cannot then be an answer to us)."""
-    if len(payload) < PAYLOAD_HEAD.size:
-        return None
-    ident: int = PAYLOAD_HEAD.unpack_from(payload)[1]
-    return ident
+    """The session identifier an Echo payload of ours carries (it follows the cookie), or
+    :data:`SHORT_PAYLOAD_IDENT` if it is too short to carry one: on a datagram socket,
+    which reads identifiers from payloads, that names the one short-payload session an
+    address may have. (The result is never None; the type says it may be, for callers
+    written when a short payload could not be ours.)"""
+    if len(payload) < _IDENT_END:
+        return SHORT_PAYLOAD_IDENT
+    return int.from_bytes(payload[8:_IDENT_END], "big")
 
 
 class Sessions:
@@ -96,7 +148,10 @@ class Sessions:
         self._cookie = secrets.token_bytes(8)
         self._next_ident = secrets.randbelow(0x10000)
         self._session_numbers = 0
-        self._idents_in_use: set[tuple[bytes, int]] = set()
+        self._holders: dict[tuple[bytes, int], int] = {}
+        """How many sessions hold each (address, identifier) in use."""
+        self._held: dict[bytes, int] = {}
+        """How many identifiers are in use for each address."""
         self._open: set[Session] = set()
 
     def start(
@@ -105,18 +160,25 @@ class Sessions:
         packed: bytes,
         *,
         start: float,
-        count: int,
+        count: int | None,
         interval: float,
         timeout: float,
         results: trio.MemorySendChannel[PingResult],
         timestamp: bool,
         target: str | None,
+        size: int = PAYLOAD_SIZE,
+        ancillary: Ancillary = (),
     ) -> Session:
-        """Plan ``count`` requests to ``address``, the first at ``start``; return the session.
+        """Plan ``count`` requests to ``address`` (None: until cancelled), the first at
+        ``start``; return the session.
+
+        Echo requests carry ``size`` payload bytes (Timestamp requests have a fixed size);
+        every request is sent with the control messages ``ancillary``.
 
         Raises:
             ValueError: a Timestamp session on an IPv6 socket (ICMPv6 has no such message),
-                or every identifier is in use for ``packed``.
+                or, on a datagram socket, a payload under 10 bytes while another such
+                session runs to ``packed``.
             SocketPermissionError: a Timestamp session on an ICMP datagram socket, which
                 carries only Echo.
         """
@@ -131,12 +193,15 @@ class Sessions:
             request_type = icmp.TIMESTAMP_REQUEST
         else:
             request_type = icmp.ICMPV6_ECHO_REQUEST if self._ipv6 else icmp.ECHO_REQUEST
-        ident = self._allocate_ident(packed)
-        self._session_numbers += 1
-        payload = (
-            PAYLOAD_HEAD.pack(self._cookie, ident, self._session_numbers & 0xFFFFFFFF) + _PADDING
+        if not self._raw and not timestamp and size < _IDENT_END:
+            ident, wire = self._allocate_short(packed), 0
+        else:
+            ident, wire = self._allocate_ident(packed)
+        payload = self._payload(ident, size)
+        # A short session's header identifier is the kernel's to write: any will do.
+        template = (
+            None if timestamp else icmp.EchoRequestTemplate(max(ident, 0), payload, ipv6=self._ipv6)
         )
-        template = None if timestamp else icmp.EchoRequestTemplate(ident, payload, ipv6=self._ipv6)
         session = Session(
             address,
             packed,
@@ -146,13 +211,47 @@ class Sessions:
             ident,
             payload,
             results,
-            count,
+            math.inf if count is None else count,
             template,
             target=target,
+            wire=wire,
+            wire_start=wire,
+            size=size,
+            ancillary=ancillary,
         )
         session.plan = self._schedule.add(session, start=start, interval=interval, count=count)
         self._open.add(session)
         return session
+
+    def claim(self, session: Session) -> ProbeKey:
+        """The tracker's key for the next request of ``session``, which is then sent.
+
+        The sequence number is the session's ``wire`` counter modulo 65,536, so it wraps
+        in a long run; a number whose key still awaits an answer (a request sent 65,536
+        numbers ago with a timeout longer than that) is skipped, so a wrapped sequence
+        never takes the key of a request in flight. At each wrap the session takes a new
+        payload (a new session number), so that a reply to the previous round, however
+        late, answers nothing of this one. After :data:`_SKIPS_BEFORE_NEW_IDENT` skips in
+        a row the session moves to another identifier.
+        """
+        is_outstanding = self._tracker.is_outstanding
+        skipped = 0
+        while True:
+            wire = session.wire
+            session.wire = wire + 1
+            seq = wire & 0xFFFF
+            if seq == 0 and wire:
+                self._renew(session, session.ident)
+            key = (session.packed, session.request_type, session.ident, seq)
+            if not is_outstanding(key):
+                return key
+            skipped += 1
+            if skipped >= _SKIPS_BEFORE_NEW_IDENT and session.ident != SHORT_PAYLOAD_IDENT:
+                skipped = 0
+                self._release_ident(session)
+                ident, wire = self._allocate_ident(session.packed)
+                self._renew(session, ident)
+                session.wire = session.wire_start = wire
 
     def cancel(self, session: Session) -> None:
         """Stop a session: nothing more is sent, and its results channel is closed."""
@@ -160,8 +259,12 @@ class Sessions:
             return
         if session.plan is not None:
             self._schedule.cancel(session.plan)
-        for seq in range(session.count):
-            self._tracker.cancel(probe_key(session, seq))
+        # Every request under the present identifier, at most one round of sequence
+        # numbers back; any older, under an identifier it left, expire on their own (a
+        # finished session takes no result) and block no one meanwhile (claim skips them).
+        cancel = self._tracker.cancel
+        for wire in range(max(session.wire_start, session.wire - _SEQUENCES), session.wire):
+            cancel(probe_key(session, wire & 0xFFFF), session)
         self._finish(session)
 
     def close(self) -> None:
@@ -184,18 +287,77 @@ class Sessions:
         if session.outstanding == 0:
             self._finish(session)
 
-    def _allocate_ident(self, packed: bytes) -> int:
-        for _ in range(0x10000):
+    def _payload(self, ident: int, size: int) -> bytes:
+        """A new session's payload of ``size`` bytes (a session number of its own) under
+        ``ident``."""
+        self._session_numbers += 1
+        number = self._session_numbers & 0xFFFFFFFF
+        return payload_for(PAYLOAD_HEAD.pack(self._cookie, max(ident, 0), number), size)
+
+    def _renew(self, session: Session, ident: int) -> None:
+        """Give ``session`` a new payload, under ``ident``; its requests in flight keep
+        the fingerprints they were sent with."""
+        session.ident = ident
+        session.payload = self._payload(ident, session.size)
+        if session.template is not None:
+            session.template = icmp.EchoRequestTemplate(
+                max(ident, 0), session.payload, ipv6=self._ipv6
+            )
+
+    def _allocate_ident(self, packed: bytes) -> tuple[int, int]:
+        """An identifier for a new session to ``packed``, and where its ``wire`` starts.
+
+        Each engine hands out identifiers in turn from a random one, so sessions to one
+        address have identifiers of their own while most are free. Once all but
+        :data:`_SPARE_IDENTS` are taken (tens of thousands of sessions to one address),
+        a search for a free one would cost a line's start thousands of steps, so the new
+        session shares the next identifier in turn instead, starting at a random point of
+        its sequence space: requests never collide even then, since :meth:`claim` skips a
+        key still in flight, and the payloads' session numbers keep their replies apart.
+        """
+        holders = self._holders
+        held = self._held.get(packed, 0)
+        while True:
             ident = self._next_ident
             self._next_ident = (ident + 1) & 0xFFFF
-            if (packed, ident) not in self._idents_in_use:
-                self._idents_in_use.add((packed, ident))
-                return ident
-        raise ValueError("all 65,536 ICMP identifiers are in use for this address")
+            key = (packed, ident)
+            holding = holders.get(key, 0)
+            if not holding:
+                holders[key] = 1
+                self._held[packed] = held + 1
+                return ident, 0
+            if held >= _SEQUENCES - _SPARE_IDENTS:
+                holders[key] = holding + 1
+                return ident, secrets.randbelow(_SEQUENCES)
+
+    def _allocate_short(self, packed: bytes) -> int:
+        key = (packed, SHORT_PAYLOAD_IDENT)
+        if self._holders.get(key):
+            raise ValueError(
+                "on an ICMP datagram socket, only one session at a time per address may send "
+                "payloads under 10 bytes (they cannot carry the session's identifier)"
+            )
+        self._holders[key] = 1
+        return SHORT_PAYLOAD_IDENT
+
+    def _release_ident(self, session: Session) -> None:
+        if session.ident == SHORT_PAYLOAD_IDENT:
+            del self._holders[(session.packed, SHORT_PAYLOAD_IDENT)]
+            return
+        key = (session.packed, session.ident)
+        holding = self._holders.pop(key)
+        if holding > 1:
+            self._holders[key] = holding - 1
+            return
+        held = self._held[session.packed] - 1
+        if held:
+            self._held[session.packed] = held
+        else:
+            del self._held[session.packed]
 
     def _finish(self, session: Session) -> None:
         session.finished = True
         session.plan = None  # plan -> session -> plan: a cycle only the GC would free
-        self._idents_in_use.discard((session.packed, session.ident))
+        self._release_ident(session)
         self._open.discard(session)
         session.results.close()

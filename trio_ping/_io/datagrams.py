@@ -43,7 +43,9 @@ class Datagram(NamedTuple):
 
     data: bytes
     source: bytes
-    """The sender's address, packed (4 bytes for IPv4, 16 for IPv6)."""
+    """The sender's address, packed (4 bytes for IPv4, 16 for IPv6; an IPv6 link-local
+    one is followed by its scope, the interface index as 4 native-order bytes, so that a
+    reply from fe80::1 on one link never answers a request to fe80::1 on another)."""
     timestamp_ns: int
     """Receive time, ns since the epoch (CLOCK_REALTIME)."""
     kernel_timestamp: bool
@@ -167,6 +169,7 @@ class DatagramReader:
         names = self._names_view
         name_offset, address_size = (8, 16) if self._ipv6 else (4, 4)
         source_in_header = self._source_in_header
+        ipv6 = self._ipv6
         batch: list[Datagram] = []
         append = batch.append
         for slot in range(count):
@@ -180,6 +183,10 @@ class DatagramReader:
             else:
                 name = slot * _NAME_SIZE + name_offset
                 source = names[name : name + address_size].tobytes()
+                if ipv6 and names[name] == 0xFE and names[name + 1] & 0xC0 == 0x80:
+                    # Link-local (fe80::/10): the address means something only on its link,
+                    # so sin6_scope_id, which follows it, is part of it (see scoped_source).
+                    source += names[name + 16 : name + 20].tobytes()
             stamp = slot * CONTROL_SIZE
             if control_size == _STAMP_ONLY_SIZE:
                 _, level, kind, seconds, nanoseconds = unpack_stamp(control, stamp)

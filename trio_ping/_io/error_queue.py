@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 from typing import Final
 
 import attrs
@@ -99,6 +100,8 @@ def read_errors(sock: socket.socket) -> list[icmp.ErrorReport]:
         except BlockingIOError:
             break
         destination = socket.inet_pton(sock.family, address[0].split("%")[0])
+        if ipv6 and destination[0] == 0xFE and destination[1] & 0xC0 == 0x80:
+            destination += address[3].to_bytes(4, sys.byteorder)  # as Datagram.source
         for cmsg_level, cmsg_type, data in control:
             if cmsg_level != level or cmsg_type != kind:
                 continue
@@ -111,7 +114,7 @@ def read_errors(sock: socket.socket) -> list[icmp.ErrorReport]:
                     message_type=error.type,
                     code=error.code,
                     info=error.info,
-                    reporter=error.reporter or destination,
+                    reporter=error.reporter or destination[:16],
                     destination=destination,
                     quoted=quoted,
                 )

@@ -20,9 +20,10 @@ import struct
 import time
 from typing import Final
 
+import attrs
 import trio
 
-from trio_ping._io import error_queue, send_stamps
+from trio_ping._io import error_queue, send_stamps, socket_options
 from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 from trio_ping._proto import icmp
 
@@ -46,7 +47,7 @@ RECEIVE_BUFFER_BYTES: Final = 16 * 1024 * 1024
 """Room for a burst: 10,000 replies at once take about 10 MB of kernel memory (skb truesize)."""
 
 _PENDING_ERROR_ATTEMPTS: Final = 4
-"""Sends tried while each fails with a pending ICMP error (see IcmpSocket._sendto): one
+"""Sends tried while each fails with a pending ICMP error (see IcmpSocket._after_refusal): one
 for each error that may arrive between two tries, and the last is believed."""
 # The errors the kernel makes of ICMP errors (icmp_err_convert, icmpv6_err_convert).
 _ICMP_ERRNOS: Final = frozenset(
@@ -119,9 +120,12 @@ class IcmpSocket:
         # One reader for the one queue: transmit stamps and, on a datagram socket, ICMP errors.
         self._queue = send_stamps.ErrorQueueReader(sock) if self.transmit_stamps else None
         self._errors: list[icmp.ErrorReport] = []
+        self._interface: str | None = None
         self._sock = sock
         self._reader = DatagramReader(sock)
         self._closed = False
+        self._owes_checkpoint = False
+        """The last receive_batch read without waiting: the next yields before it reads."""
 
     @classmethod
     def open(cls, family: socket.AddressFamily = socket.AF_INET) -> IcmpSocket:
@@ -148,56 +152,64 @@ class IcmpSocket:
         """The descriptor, for trio's wait functions."""
         return self._sock.fileno()
 
-    def try_send(self, packet: bytes, address: str) -> int | None:
+    def configure(
+        self,
+        *,
+        interface: str | None = None,
+        source: str | None = None,
+        mtu_discovery: socket_options.MtuDiscovery | None = None,
+    ) -> None:
+        """Send from ``interface`` and ``source``, with ``mtu_discovery`` (None: the
+        kernel's defaults); before the first send.
+
+        Raises:
+            OSError: the kernel refused an option (ENODEV, EADDRNOTAVAIL, ...).
+        """
+        socket_options.configure(
+            self._sock, interface=interface, source=source, mtu_discovery=mtu_discovery
+        )
+        self._interface = interface
+
+    def try_send(
+        self, packet: bytes, address: str, ancillary: socket_options.Ancillary = ()
+    ) -> int | None:
         """Send ``packet`` to ``address`` now, if the kernel takes it; return the send time.
 
-        The time is in ns (CLOCK_REALTIME). None means "not now": the send buffer or the
-        device queue is full (EAGAIN, ENOBUFS). Then await :meth:`send`, which waits for
-        the socket to become writable, or retries after a pause.
+        ``ancillary`` are control messages for this packet alone (its TTL, TOS: see
+        :func:`socket_options.ancillary`). The time is in ns (CLOCK_REALTIME). None means
+        "not now": the send buffer or the device queue is full (EAGAIN, ENOBUFS). Then
+        await :meth:`send`, which waits for the socket to become writable, or retries
+        after a pause.
 
         Raises:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
-                address, ...).
+                address, EMSGSIZE with the path MTU in its message, ...).
         """
+        destination = (address, 0)
+        sent_ns = time.time_ns()
         try:
-            return self._sendto(packet, (address, 0))
+            if ancillary:
+                self._sock.sendmsg((packet,), ancillary, 0, destination)
+            else:
+                self._sock.sendto(packet, destination)
         except BlockingIOError:
             return None
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:
+                self._no_room()
                 return None
-            raise
+            return self._after_refusal(exc, packet, destination, ancillary)
+        self.sent_key += 1
+        return sent_ns
 
-    def _sendto(self, packet: bytes, destination: tuple[str, int]) -> int:
-        """One ``sendto``; the time just before it, in ns (CLOCK_REALTIME).
-
-        On a socket that reads its error queue, a queued ICMP error also sets the socket's
-        pending error, and the kernel returns a pending error from the next send on the
-        socket, whatever its destination (``sock_alloc_send_pskb`` calls ``sock_error``):
-        that send fails and its packet does not leave. The error is consumed by being
-        returned, so the send is tried again; an error that comes back every time is the
-        kernel's answer to this packet.
-
-        Only a send that succeeds takes a transmit-stamp key (:attr:`sent_key`): a send
-        refused before its packet is built (a pending error, EAGAIN, no route) releases
-        the key it held (``__ip_append_data``, ``__ip6_append_data``). ENOBUFS is the one
-        refusal that may come after the packet took its key (a full device queue, which
-        only a socket with ``IP_RECVERR`` is told of), so after one the count restarts.
-        """
-        attempts = _PENDING_ERROR_ATTEMPTS if self.reads_error_queue else 1
-        while True:
-            sent_ns = time.time_ns()
-            try:
-                self._sock.sendto(packet, destination)
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS and self.transmit_stamps:
-                    self._restart_keys()
-                attempts -= 1
-                if attempts == 0 or exc.errno not in _ICMP_ERRNOS:
-                    raise
-            else:
-                self.sent_key += 1
-                return sent_ns
+    def _no_room(self) -> None:
+        """After ENOBUFS. It is the one refusal that may come after the packet took its
+        transmit-stamp key (a full device queue, which only a socket with ``IP_RECVERR``
+        is told of), so with stamps on the count restarts; every other refusal comes
+        before the packet is built and releases the key it held (``__ip_append_data``,
+        ``__ip6_append_data``), so a send that fails takes no key (:attr:`sent_key`)."""
+        if self.transmit_stamps:
+            self._restart_keys()
 
     def _restart_keys(self) -> None:
         """Have the kernel count keys from 0 again: turning ``OPT_ID`` off and on resets
@@ -206,8 +218,11 @@ class IcmpSocket:
         send_stamps.restart_keys(self._sock)
         self.sent_key = -1
 
-    async def send(self, packet: bytes, address: str) -> int:
-        """Send ``packet`` to ``address``; return the send time in ns (CLOCK_REALTIME).
+    async def send(
+        self, packet: bytes, address: str, ancillary: socket_options.Ancillary = ()
+    ) -> int:
+        """Send ``packet`` to ``address`` with ``ancillary`` (as :meth:`try_send`); return
+        the send time in ns (CLOCK_REALTIME).
 
         Does not checkpoint when the kernel takes the packet at once: the caller decides
         when to yield. ENOBUFS (a full device queue) is retried briefly before it is
@@ -215,27 +230,102 @@ class IcmpSocket:
 
         Raises:
             OSError: the kernel refused the packet (EHOSTUNREACH, EACCES for a broadcast
-                address, ENOBUFS after retries, ...).
+                address, EMSGSIZE with the path MTU in its message, ENOBUFS after
+                retries, ...).
         """
         destination = (address, 0)
         retries = 0
         while True:
+            sent_ns = time.time_ns()
             try:
-                sent_ns = self._sendto(packet, destination)
+                self._transmit(packet, destination, ancillary)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self._sock)
+                continue
             except OSError as exc:
-                if exc.errno != errno.ENOBUFS or retries >= _ENOBUFS_RETRIES:
+                if exc.errno != errno.ENOBUFS:
+                    again = self._after_refusal(exc, packet, destination, ancillary)
+                    if again is not None:
+                        return again
+                else:
+                    self._no_room()
+                if retries >= _ENOBUFS_RETRIES:
                     raise
                 retries += 1
                 await trio.sleep(_ENOBUFS_BACKOFF)
-            else:
-                return sent_ns
+                continue
+            self.sent_key += 1
+            return sent_ns
+
+    def _transmit(
+        self, packet: bytes, destination: tuple[str, int], ancillary: socket_options.Ancillary
+    ) -> None:
+        if ancillary:
+            self._sock.sendmsg((packet,), ancillary, 0, destination)
+        else:
+            self._sock.sendto(packet, destination)
+
+    def _after_refusal(
+        self,
+        exc: OSError,
+        packet: bytes,
+        destination: tuple[str, int],
+        ancillary: socket_options.Ancillary,
+    ) -> int | None:
+        """What a send the kernel refused with ``exc`` (not ENOBUFS) comes to.
+
+        On a socket that reads its error queue, a queued ICMP error also sets the socket's
+        pending error, and the kernel returns a pending error from the next send on the
+        socket, whatever its destination (``sock_alloc_send_pskb`` calls ``sock_error``):
+        that send fails and its packet does not leave. Returning the error consumed it, so
+        the send is tried again, as often as errors may arrive between two tries; an error
+        that comes back every time is the kernel's answer to this packet.
+
+        Each retry the kernel takes counts a transmit-stamp key (:attr:`sent_key`), as an
+        inline send does; the refused tries take none.
+
+        Returns:
+            The send time of a retry that went through, or None for "not now" (EAGAIN,
+            ENOBUFS on a retry).
+
+        Raises:
+            OSError: the refusal stands (EMSGSIZE with the path MTU in its message).
+        """
+        if self.reads_error_queue and exc.errno in _ICMP_ERRNOS:
+            for attempt in range(2, _PENDING_ERROR_ATTEMPTS + 1):
+                sent_ns = time.time_ns()
+                try:
+                    self._transmit(packet, destination, ancillary)
+                except BlockingIOError:
+                    return None
+                except OSError as again:
+                    if again.errno == errno.ENOBUFS:
+                        self._no_room()
+                        return None
+                    exc = again
+                    if attempt == _PENDING_ERROR_ATTEMPTS or exc.errno not in _ICMP_ERRNOS:
+                        break
+                else:
+                    self.sent_key += 1
+                    return sent_ns
+        if exc.errno == errno.EMSGSIZE:
+            raise self._too_long(destination) from None
+        raise exc
+
+    def _too_long(self, destination: tuple[str, int]) -> OSError:
+        """EMSGSIZE, saying the MTU the packet exceeded (iputils: "message too long")."""
+        mtu = socket_options.path_mtu(self.family, destination, self._interface)
+        reason = "message too long" if mtu is None else f"message too long, mtu={mtu}"
+        return OSError(errno.EMSGSIZE, reason)
 
     async def receive_batch(self, limit: int = CAPACITY) -> list[Datagram]:
         """Wait until the socket is readable, then read what is queued (up to ``limit``).
 
-        Always checkpoints once, so a flood cannot starve the other tasks. On a socket
+        A flood cannot starve the other tasks: a call after one that read without waiting
+        yields before it reads. A batch is returned as soon as it is read, never held
+        across a checkpoint, so every datagram is either still in the socket, where
+        :meth:`receive_nowait` finds it, or in the caller's hands (the timeout task reads
+        the socket before it expires anything: trio_ping/_engine/engine.py). On a socket
         that :attr:`reads_error_queue`, returns (perhaps with no datagram) as soon as ICMP
         errors are queued: :meth:`take_errors` has them.
 
@@ -245,6 +335,10 @@ class IcmpSocket:
         """
         if self._closed:
             raise trio.ClosedResourceError("the ICMP socket is closed")
+        if self._owes_checkpoint:
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
         waited = False
         while True:
             try:
@@ -268,11 +362,49 @@ class IcmpSocket:
                 break
         if batch and self._queue is not None:
             # After the datagrams: a packet's stamps are queued before it leaves (in the
-            # sendto call itself on veth and loopback), so every request these replies
+            # send call itself on veth and loopback), so every request these replies
             # answer has its stamps in the queue by now.
             self._drain_error_queue()
-        if not waited:
-            await trio.lowlevel.checkpoint()
+        self._owes_checkpoint = not waited
+        return batch
+
+    def receive_nowait(self, limit: int = CAPACITY) -> list[Datagram]:
+        """What the socket holds now (up to ``limit``), without waiting: empty if nothing.
+
+        Safe beside a task waiting in :meth:`receive_batch` (only one task may *wait* on
+        the descriptor; any may read it). On a socket that :attr:`reads_error_queue`, the
+        error queue is read too: :meth:`take_errors` has its errors; with
+        :attr:`transmit_stamps`, it is read after the datagrams (on a raw socket too), and
+        :meth:`take_stamps` has the stamps of the requests they answer, as after
+        :meth:`receive_batch`.
+
+        Raises:
+            trio.ClosedResourceError: the socket was closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the ICMP socket is closed")
+        stamps = self._queue is not None
+        if self.reads_error_queue and not stamps:
+            self._drain_error_queue()
+        while True:
+            try:
+                batch = self._reader.read(limit)
+            except BlockingIOError:
+                batch = []
+                break
+            except OSError:
+                if not self.reads_error_queue:
+                    raise
+                # The pending error of a queued ICMP error, consumed by being returned:
+                # its entry is on the error queue, and the data behind it still to read.
+                self._drain_error_queue()
+                continue
+            if batch:
+                break
+        if stamps:
+            # After the datagrams, as receive_batch: the stamps of the requests they answer
+            # are queued by now, and so is every ICMP error that came before the read.
+            self._drain_error_queue()
         return batch
 
     def take_errors(self) -> list[icmp.ErrorReport]:
@@ -312,9 +444,20 @@ class IcmpSocket:
         if self.raw_ipv4:  # the receiver's shortcut takes most replies before this
             return icmp.parse_ipv4(datagram.data)
         if self.family == socket.AF_INET6:
-            return icmp.parse_icmpv6(
+            message = icmp.parse_icmpv6(
                 datagram.data, source=datagram.source, hop_limit=datagram.hop_limit
             )
+            if len(datagram.source) > 16 and type(message) is icmp.ErrorReport:
+                # From a link-local router: the scope goes with the request's link-local
+                # destination (the key's address), not with the reporter's address.
+                scope = datagram.source[16:]
+                destination = message.destination
+                if destination[0] == 0xFE and destination[1] & 0xC0 == 0x80:
+                    destination += scope
+                message = attrs.evolve(
+                    message, source=datagram.source[:16], destination=destination
+                )
+            return message
         return icmp.parse_icmpv4(datagram.data, source=datagram.source, ttl=datagram.hop_limit)
 
     def close(self) -> None:

@@ -28,7 +28,8 @@ class Plan(Generic[T]):
     owner: T
     start: float
     interval: float
-    count: int
+    count: int | None
+    """Requests planned in all; None: until cancelled."""
     cancelled: bool = False
     seq: int = attrs.field(default=0, init=False)
     """The next request to send. Kept by the schedule, like ``due``: read, don't write."""
@@ -50,13 +51,14 @@ class Schedule(Generic[T]):
         until it comes up)."""
         return len(self._queue)
 
-    def add(self, owner: T, *, start: float, interval: float, count: int) -> Plan[T]:
-        """Plan ``count`` requests for ``owner``, the first at ``start``.
+    def add(self, owner: T, *, start: float, interval: float, count: int | None) -> Plan[T]:
+        """Plan ``count`` requests for ``owner``, the first at ``start``; with ``count``
+        None, requests until the plan is cancelled.
 
         Raises:
             ValueError: ``count`` is below 1.
         """
-        if count < 1:
+        if count is not None and count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         plan = Plan(owner, start, interval, count)
         self._queue.push(plan, plan.due)
@@ -91,7 +93,7 @@ class Schedule(Generic[T]):
         seq = plan.seq
         if seq == 0 and now > plan.start:
             plan.start = now
-        if seq + 1 < plan.count:
+        if plan.count is None or seq + 1 < plan.count:
             plan.seq = seq + 1
             plan.due = plan.start + (seq + 1) * plan.interval
             queue.push(plan, plan.due)

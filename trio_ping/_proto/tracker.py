@@ -174,10 +174,20 @@ class Tracker(Generic[T]):
         self._unsettled -= 1
         return probe
 
-    def cancel(self, key: ProbeKey) -> Probe[T] | None:
-        """Stop tracking an outstanding probe without a verdict (its caller went away)."""
+    def is_outstanding(self, key: ProbeKey) -> bool:
+        """Whether a probe under ``key`` awaits its answer: a new request may not take the
+        key until it is settled or expired (a settled one gives way, see :meth:`add`)."""
         probe = self._probes.get(key)
-        if probe is None or probe.settled:
+        return probe is not None and not probe.settled
+
+    def cancel(self, key: ProbeKey, owner: T | None = None) -> Probe[T] | None:
+        """Stop tracking an outstanding probe without a verdict (its caller went away).
+
+        With ``owner``, only a probe of that owner: keys are shared between owners over
+        time (a sequence number wraps, an identifier passes to another session).
+        """
+        probe = self._probes.get(key)
+        if probe is None or probe.settled or (owner is not None and probe.owner is not owner):
             return None
         del self._probes[key]
         self._unsettled -= 1

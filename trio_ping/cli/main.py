@@ -22,20 +22,27 @@ from trio_ping.cli.arguments import ArgumentsExit, Config, parse_arguments
 from trio_ping.cli.environment import Environment, Resolver
 from trio_ping.cli.input import target_lines
 from trio_ping.cli.output import (
+    Backlog,
     OutputClosed,
     OutputError,
     format_csv,
     format_timestamp_csv,
     json_formatter,
     json_line,
+    with_send_time,
     write_all,
     write_results,
 )
-from trio_ping.cli.status import PROGRAM, ExitStatus, Run
+from trio_ping.cli.status import PROGRAM, ExitStatus, Run, quoted
 from trio_ping.cli.summary import TargetStatistics
 from trio_ping.cli.targets import Target, TargetError
 from trio_ping.pinger import Pinger, PingHandle, open_pinger
 from trio_ping.results import PingResult
+
+RATE_NOTE_DELAY = 0.1
+"""Once the rate cap has held a due request back by more than this (seconds), the run says,
+once, at its end, that the targets asked for more than ``--rate``: a shorter wait is the
+cap's small burst smoothing a handful of lines that came together, not a demand beyond it."""
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
@@ -70,6 +77,8 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         formatter = json_formatter(timestamp=config.timestamp)
     else:
         formatter = format_timestamp_csv if config.timestamp else format_csv
+        if config.send_times:
+            formatter = with_send_time(formatter)
     run = Run(env.stderr, config.verbose, formatter, statistics={} if config.summary else None)
     try:
         trio.run(_run, config, run, env, stdout, clock=env.clock)
@@ -115,6 +124,9 @@ async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:
     if env.process_wide:
         _ignore_signals()
     send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+    # Unbounded, because a session whose channel is full is cancelled; the input waits
+    # instead while too many results are unwritten.
+    backlog = Backlog(lambda: receive_channel.statistics().current_buffer_used)
     # The receiver stays open until everything is written: a second Ctrl-C during the
     # shutdown is then one more signal to ignore, not a KeyboardInterrupt in a nursery.
     with env.signals() as signals:
@@ -123,14 +135,26 @@ async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:
             # The writer ends when every session's channel clone and ours are closed.
             async with (
                 open_pinger(
-                    socket_factory=env.socket_factory, precise_pacing=env.precise_pacing
+                    socket_factory=env.socket_factory,
+                    precise_pacing=env.precise_pacing,
+                    interface=config.interface,
+                    source=config.source,
+                    mtu_discovery=config.mtu_discovery,
+                    rate=config.rate,
                 ) as pinger,
                 trio.open_nursery() as work,
             ):
-                work.start_soon(_write, receive_channel, stdout, run, nursery.cancel_scope)
-                starter = _Starter(config, pinger, send_channel, run, work, env.stdin, env.resolve)
+                work.start_soon(_write, receive_channel, stdout, run, nursery.cancel_scope, backlog)
+                starter = _Starter(
+                    config, pinger, send_channel, run, work, env.stdin, env.resolve, backlog
+                )
                 async with send_channel:
                     await starter.start_all()
+            if pinger.rate_delay > RATE_NOTE_DELAY:
+                run.note_once(
+                    f"--rate {config.rate:g}: the targets asked for more requests a second "
+                    f"than that; some were sent up to {pinger.rate_delay:.1f} s late (none dropped)"
+                )
             malformed, invalid = pinger.discarded()
             if config.verbose and (malformed or invalid):
                 run.note_once(
@@ -172,9 +196,10 @@ async def _write(
     stdout: int,
     run: Run,
     scope: trio.CancelScope,
+    backlog: Backlog,
 ) -> None:
     try:
-        await write_results(results, stdout, run.formatter, run.observe)
+        await write_results(results, stdout, run.formatter, run.observe, backlog)
     except OutputClosed:
         run.output_closed = True
         scope.cancel()
@@ -195,6 +220,8 @@ class _Starter:
     stdin: int | None
     """The descriptor to read target lines from where '-' is (None: closed)."""
     resolve: Resolver
+    backlog: Backlog
+    """Before each read of target lines, the starter waits while output is backed up."""
     _started: list[tuple[TargetStatistics, PingHandle]] = attrs.field(factory=list)
     _read: int = 0
     """Target lines read so far: a summary lists targets in this order."""
@@ -205,6 +232,9 @@ class _Starter:
             async for batch in batches:
                 for place, text in batch:
                     self._start_line(place, text)
+                # Stop reading while the output is backed up (a stalled reader): memory
+                # stays bounded, and the lines wait in the pipe, not here.
+                await self.backlog.wait_for_room()
 
     def _start_line(self, place: str, text: str) -> None:
         """Parse one target line and start it, or say why not."""
@@ -247,7 +277,7 @@ class _Starter:
             results.close()
             family = self.config.family
             wanted = {socket.AF_INET: " to an IPv4 address", socket.AF_INET6: " to an IPv6 address"}
-            self.run.error(f"{place}: cannot resolve {target.host!r}{wanted.get(family, '')}")
+            self.run.error(f"{place}: cannot resolve {quoted(target.host)}{wanted.get(family, '')}")
             return
         self._start(place, order, target, address, results)
 
@@ -269,6 +299,9 @@ class _Starter:
                 results=results,
                 timestamp=self.config.timestamp,
                 target=label,
+                size=self.config.size,
+                ttl=self.config.ttl,
+                tos=self.config.tos,
             )
         except SocketPermissionError as exc:
             self.run.error_once(str(exc))

@@ -12,6 +12,7 @@ from typing import TextIO
 
 import attrs
 
+from trio_ping._quoting import QUOTE_LIMIT, quoted
 from trio_ping.cli.output import Formatter
 from trio_ping.cli.summary import TargetStatistics
 from trio_ping.results import PingResult, Status
@@ -21,6 +22,9 @@ PROGRAM = "trio-ping"
 # The kernel refusing a destination outright (a broadcast address without SO_BROADCAST,
 # ...), as opposed to a network that cannot deliver now: the first is the user's input.
 _REFUSED_DESTINATION = frozenset({errno.EACCES, errno.EPERM, errno.EINVAL, errno.EADDRNOTAVAIL})
+
+
+__all__ = ["QUOTE_LIMIT", "ExitStatus", "Run", "quoted"]
 
 
 class ExitStatus(enum.IntEnum):

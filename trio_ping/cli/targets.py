@@ -7,6 +7,7 @@ from typing import Final
 import attrs
 
 from trio_ping._addresses import address_for, is_host_name
+from trio_ping.cli.status import quoted
 
 MAX_COUNT: Final = 10
 MAX_INTERVAL_MS: Final = 1000
@@ -42,7 +43,7 @@ class Target:
         if len(fields) != 3:
             raise TargetError(
                 f"expected ADDRESS,COUNT,INTERVAL_MS (3 fields), "
-                f"got {len(fields)} in {text.strip()!r}"
+                f"got {len(fields):,} in {quoted(text.strip())}"
             )
         host = fields[0].strip()
         # Positional: a line is parsed in 1.8 us, and keywords would add 0.19 us to it
@@ -56,14 +57,17 @@ class Target:
 
 
 def _parse_address(text: str) -> str | None:
-    address = address_for(text)
+    try:
+        address = address_for(text)
+    except ValueError as exc:  # a zone where none can be
+        raise TargetError(str(exc)) from None
     if address is not None:
         return address
     if is_host_name(text):
         return None
     raise TargetError(
         f"address must be an IPv4 or IPv6 address or a host name, such as 192.0.2.1, "
-        f"2001:db8::1 or example.net, got {text!r}"
+        f"2001:db8::1 or example.net, got {quoted(text)}"
     )
 
 
@@ -71,5 +75,7 @@ def _parse_whole(text: str, name: str, maximum: int, *, unit: str) -> int:
     # ASCII digits only: int() alone would also take "1_0", "+3" and other scripts' digits.
     value = int(text) if text.isascii() and text.isdigit() else None
     if value is None or not 1 <= value <= maximum:
-        raise TargetError(f"{name} must be a whole number from 1 to {maximum}{unit}, got {text!r}")
+        raise TargetError(
+            f"{name} must be a whole number from 1 to {maximum}{unit}, got {quoted(text)}"
+        )
     return value

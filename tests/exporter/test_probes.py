@@ -1,0 +1,94 @@
+"""Probes over the fake socket on the autojump clock: pinged until stopped, duplicates
+counted, a reload's diff applied."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import trio
+import trio.testing
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.engine.helpers import pinger_over
+from tests.fakes import Delivery, FakeIcmpSocket, Sent, reply_bytes
+from trio_ping.exporter.config import Probe, TargetGroup
+from trio_ping.exporter.metrics import ExporterMetrics
+from trio_ping.exporter.probes import Probes
+
+GROUP = TargetGroup(hosts=("192.0.2.1", "192.0.2.2"), interval=1.0, timeout=0.5)
+NAMES = ("ip", "host", "source", "tos")
+FIRST = Probe("192.0.2.1", "192.0.2.1", GROUP)
+SECOND = Probe("192.0.2.2", "192.0.2.2", GROUP)
+
+
+def twice(sent: Sent) -> list[Delivery]:
+    """Every reply comes twice: the second is a duplicate."""
+    reply = reply_bytes(sent)
+    return [Delivery(0.01, reply, sent.address), Delivery(0.02, reply, sent.address)]
+
+
+def counters(metrics: ExporterMetrics, name: str) -> dict[str, float]:
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    text = generate_latest(registry).decode()
+    return {
+        s.labels["host"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    }
+
+
+async def test_probes_ping_until_stopped_and_follow_a_reload(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sock = FakeIcmpSocket(twice)
+    metrics = ExporterMetrics(NAMES)
+    async with pinger_over(sock) as pinger, trio.open_nursery() as nursery:
+        probes = Probes(nursery, pinger, metrics)
+        change = probes.apply([FIRST, SECOND], NAMES)
+        assert (change.started, change.stopped, change.kept) == ((FIRST, SECOND), (), ())
+        await trio.sleep(10.5)
+        assert counters(metrics, "smokeping_requests_total") == {"192.0.2.1": 11, "192.0.2.2": 11}
+        assert counters(metrics, "smokeping_response_duplicates_total") == {
+            "192.0.2.1": 11,
+            "192.0.2.2": 11,
+        }
+        await trio.sleep(100)
+        sent_before = len(sock.sent)
+        change = probes.apply([FIRST], NAMES)
+        assert (change.started, change.stopped, change.kept) == ((), (SECOND,), (FIRST,))
+        assert set(counters(metrics, "smokeping_requests_total")) == {"192.0.2.1"}
+        await trio.sleep(10)
+        # Only the kept host is still pinged: 10 more requests, not 20.
+        assert len(sock.sent) - sent_before == 10
+        assert {s.address for s in sock.sent[sent_before:]} == {"192.0.2.1"}
+        assert counters(metrics, "smokeping_requests_total")["192.0.2.1"] == 121
+        probes.stop()
+        assert probes.running == ()
+
+
+async def test_a_groups_size_ttl_and_tos_go_with_each_request(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    group = TargetGroup(hosts=("192.0.2.3",), interval=1.0, timeout=0.5, size=100, ttl=7, tos=0xB8)
+    sock = FakeIcmpSocket(twice)
+    metrics = ExporterMetrics(NAMES)
+    async with pinger_over(sock) as pinger, trio.open_nursery() as nursery:
+        probes = Probes(nursery, pinger, metrics)
+        probes.apply([Probe("192.0.2.3", "192.0.2.3", group)], NAMES)
+        await trio.sleep(2.5)
+        probes.stop()
+    assert len(sock.sent) == 3
+    assert {len(sent.payload) for sent in sock.sent} == {100}
+    for sent in sock.sent:
+        options = {
+            (level, kind, int.from_bytes(data, sys.byteorder))
+            for level, kind, data in sent.ancillary
+        }
+        assert options == {
+            (socket.IPPROTO_IP, socket.IP_TTL, 7),
+            (socket.IPPROTO_IP, socket.IP_TOS, 0xB8),
+        }
