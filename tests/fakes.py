@@ -115,7 +115,9 @@ class FakeIcmpSocket(IcmpSocket):
         trio's clock read 0: the fake's send and receive stamps are on that clock.
         With a ``stamper``, the kernel gives transmit stamps (``transmit_stamps``): each
         request sent queues those it says at once, as veth does, keyed as the kernel keys
-        them (one key a successful send, from 0).
+        them (one key a successful send, from 0); as on the real socket, a read
+        (receive_batch, receive_nowait) drains them after its datagrams, for
+        :meth:`take_stamps`.
         """
         # No super().__init__(): there is no real socket to configure.
         self.family = family
@@ -127,6 +129,7 @@ class FakeIcmpSocket(IcmpSocket):
         self.transmit_stamps = stamper is not None
         self.sent_key = -1
         self.stamper = stamper
+        self._queued_stamps: list[SendStamp] = []  # on the error queue, not yet read
         self._stamps: list[SendStamp] = []
         self.peer = peer
         self.sent: list[Sent] = []
@@ -193,7 +196,8 @@ class FakeIcmpSocket(IcmpSocket):
         if self.stamper is not None:
             key = self.sent_key & 0xFFFF_FFFF
             for kind, after in self.stamper(sent):
-                self._stamps.append(SendStamp(key, kind, self.epoch_ns + to_ns(sent.time + after)))
+                stamp_ns = self.epoch_ns + to_ns(sent.time + after)
+                self._queued_stamps.append(SendStamp(key, kind, stamp_ns))
         for delivery in deliveries:
             self.deliver(delivery)
         return self.epoch_ns + to_ns(sent.time)
@@ -248,7 +252,7 @@ class FakeIcmpSocket(IcmpSocket):
         return True
 
     def take_stamps(self) -> list[SendStamp]:
-        """The transmit stamps queued since the last call, as IcmpSocket's."""
+        """The transmit stamps the reads since the last call drained, as IcmpSocket's."""
         stamps, self._stamps = self._stamps, []
         return stamps
 
@@ -289,6 +293,9 @@ class FakeIcmpSocket(IcmpSocket):
             else:
                 assert type(item) is Datagram
                 batch.append(item)
+        # The error queue after the datagrams, as IcmpSocket reads it.
+        self._stamps += self._queued_stamps
+        self._queued_stamps = []
         return batch
 
     def close(self) -> None:

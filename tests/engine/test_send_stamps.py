@@ -11,14 +11,15 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable
 
+import pytest
 import trio
 import trio.testing
 
-from tests.engine.helpers import TARGET, by_seq, collect, engine_over, pinger_over
+from tests.engine.helpers import TARGET, TimedOutAt, by_seq, collect, engine_over, pinger_over
 from tests.fakes import Delivery, FakeIcmpSocket, Sent, echo, reply_bytes, silent
 from trio_ping._engine import engine as engine_module
 from trio_ping._io.send_stamps import SCM_TSTAMP_SCHED, SCM_TSTAMP_SND
-from trio_ping.results import DRIVER_STAMP, QUEUE_STAMP, USER_TIME, PingResult
+from trio_ping.results import DRIVER_STAMP, QUEUE_STAMP, USER_TIME, PingResult, Status
 
 RTT = 0.002
 RTT_US = 2000
@@ -141,3 +142,23 @@ async def test_requests_that_end_without_the_drivers_stamp_are_forgotten(
     # At most the table's floor, and never a request that ended long ago.
     assert len(table) <= engine_module._STAMP_TABLE_FLOOR
     assert min(probe.seq for probe in table.values()) >= requests - engine_module._STAMP_TABLE_FLOOR
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "datagram"])
+async def test_the_timeout_tasks_read_applies_the_stamps_before_the_replies(
+    autojump_clock: trio.testing.MockClock, raw: bool
+) -> None:
+    # The receiving task sees nothing until 3 s; the reply reached the socket at 2 ms. The
+    # timeout task reads it at the 1 s deadline, stamps and all: the RTT starts from the
+    # driver's stamp there too.
+    fake = FakeIcmpSocket(echo(RTT), raw=raw, stamper=_veth)
+    fake.receiver_stalled_until = 3.0
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=1, interval=1.0, timeout=1.0)
+    [(at, result)] = results
+    assert (result.status, result.rtt_us, result.send_stamp) == (
+        Status.REPLY,
+        RTT_US - 3,
+        DRIVER_STAMP,
+    )
+    assert at == TimedOutAt(1.0)  # settled by the timeout task's read, not at 3 s

@@ -13,7 +13,7 @@ import pytest
 
 from tests.lab.addresses import answering, answering6, unreachable, unreachable6
 from tests.lab.netns import Lab
-from trio_ping._io import send_stamps
+from trio_ping._io import send_stamps, socket_options
 from trio_ping._io.datagrams import datagram_from
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._io.send_stamps import SCM_TSTAMP_SCHED, SCM_TSTAMP_SND, SendStamp
@@ -43,12 +43,19 @@ def _open(
     return IcmpSocket(inner), inner
 
 
-def _send_all(sock: IcmpSocket, addresses: list[str], *, ipv6: bool) -> list[tuple[int, int]]:
-    """Send one Echo Request to each address in order; each send's user-space window."""
+def _send_all(
+    sock: IcmpSocket,
+    addresses: list[str],
+    *,
+    ipv6: bool,
+    ancillary: socket_options.Ancillary = (),
+) -> list[tuple[int, int]]:
+    """Send one Echo Request to each address in order, every other one with ``ancillary``
+    (sendmsg) if given; each send's user-space window."""
     windows = []
     for seq, address in enumerate(addresses):
         packet = icmp.encode_echo_request(IDENT, seq, b"send-stamps-live", ipv6=ipv6)
-        sent_ns = sock.try_send(packet, address)
+        sent_ns = sock.try_send(packet, address, ancillary if seq % 2 else ())
         assert sent_ns is not None
         windows.append((sent_ns, time.time_ns()))
     return windows
@@ -170,3 +177,36 @@ async def test_restarting_the_keys_counts_the_next_packet_from_zero(lab: Lab) ->
         sock.close()
     assert sock.sent_key == 1
     assert [stamp.key for stamp in stamps if stamp.kind == SCM_TSTAMP_SND] == [0, 1, 2, 0, 1]
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_RAW, socket.SOCK_DGRAM], ids=["raw", "datagram"])
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
+async def test_a_send_with_control_messages_takes_its_key_as_sendto_does(
+    datagram_sockets_allowed: Lab, family: socket.AddressFamily, kind: socket.SocketKind
+) -> None:
+    # Every other request goes by sendmsg with a TTL (hop limit) of its own, as -t sends
+    # it: the kernel counts its key as for sendto (ip_append_data, ip6_append_data), and
+    # receive_nowait, the timeout task's read, drains the stamps after the replies.
+    ipv6 = family == socket.AF_INET6
+    sock, _ = _open(datagram_sockets_allowed, family, kind)
+    address = answering6 if ipv6 else answering
+    received = 0
+    stamps: list[SendStamp] = []
+    try:
+        assert sock.transmit_stamps
+        ttl = socket_options.ancillary(family, 9, None)
+        windows = _send_all(
+            sock, [address(index + 1) for index in range(REQUESTS)], ipv6=ipv6, ancillary=ttl
+        )
+        assert sock.sent_key == REQUESTS - 1
+        deadline = time.monotonic() + 2
+        while received < REQUESTS and time.monotonic() < deadline:
+            batch = sock.receive_nowait()
+            received += sum(type(sock.decode(d)) is icmp.EchoReply for d in batch)
+            stamps += sock.take_stamps()
+            if not batch:
+                select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
+    finally:
+        sock.close()
+    assert received == REQUESTS
+    _check_stamps(stamps, windows)
