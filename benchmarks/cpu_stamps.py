@@ -2,11 +2,13 @@
 
 In a lab of its own, the trio-ping command line runs 5,000 stdin lines ``ADDRESS,10,1000``
 (5,000 targets x 10 requests at 1 s, the bench's case b) against the kernel peer, in
-rounds alternating between stamps on (as shipped) and stamps off (``send_stamps.enable``
-made to answer False, the fallback path: send times read in user space). The child's
-user + sys time (wait4) a request, the median of each, and their difference: the cost of
-the kernel's stamps, their draining and their matching, end to end. ``--snd-only``
-measures the driver's stamp alone (no ``TX_SCHED``: one error-queue entry a request).
+rounds alternating between stamps on (as shipped: the driver's stamp, SND, alone) and
+stamps off (``send_stamps.enable`` made to answer False, the fallback path: send times
+read in user space). The child's user + sys time (wait4) a request, the median of each,
+and their difference: the cost of the kernel's stamps, their draining and their
+matching, end to end. ``--with-sched`` asks for the queueing layer's stamp too from the
+start (``send_stamps.QUEUE_FLAGS``: two error-queue entries a request), what a socket
+falls back to where the driver stamps nothing.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ import sys
 from trio_ping._io import send_stamps
 mode = sys.argv.pop(1)
 if mode == "off":
-    send_stamps.enable = lambda sock: False
-elif mode == "snd-only":
-    send_stamps.TX_FLAGS &= ~send_stamps.SOF_TIMESTAMPING_TX_SCHED
+    send_stamps.enable = lambda sock, flags=0: False
+elif mode == "with-sched":
+    send_stamps.TX_FLAGS = send_stamps.QUEUE_FLAGS  # read by IcmpSocket.__init__
 from trio_ping.cli import main
 sys.exit(main())
 """
@@ -49,12 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu_stamps")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument(
-        "--snd-only",
+        "--with-sched",
         action="store_true",
-        help="stamps on without TX_SCHED: the driver's stamp alone, half the entries",
+        help="stamps on with TX_SCHED from the start: SND and SCHED, twice the entries",
     )
     options = parser.parse_args(argv)
-    on_mode = "snd-only" if options.snd_only else "on"
+    on_mode = "with-sched" if options.with_sched else "on"
     costs: dict[bool, list[float]] = {False: [], True: []}
     requests = TARGETS * COUNT
     with lab_context() as lab, tempfile.TemporaryDirectory() as scratch:

@@ -5,8 +5,8 @@ sets it up, sends 5,000 Echo Requests to 5,000 addresses of the kernel peer in b
 64, reading the replies after each burst (recvmmsg) as the engine does; with stamps on,
 it also drains the error queue after each burst (trio_ping/_io/send_stamps.py). The
 process's user + sys time (getrusage) around each run, rounds alternating between the
-two, gives the cost a request of the stamps: the kernel's clone and queueing of two
-stamps a packet on the send path, their reading, and their parsing.
+two, gives the cost a request of the stamps: the kernel's clone and queueing of the
+driver's stamp (SND, as IcmpSocket asks) on the send path, its reading and parsing.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ def _cpu_s() -> float:
 def one_run(lab: Lab, *, stamps: bool) -> tuple[float, int, int]:
     """CPU seconds of one run of :data:`REQUESTS`; the replies and stamps it read."""
     inner = lab.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    sock = IcmpSocket(inner)  # receive stamps, the large buffer, non-blocking
-    if stamps and not send_stamps.enable(inner):
+    sock = IcmpSocket(inner)  # receive stamps, the large buffer, non-blocking, tx stamps
+    if stamps and not sock.transmit_stamps:
         raise SystemExit("this kernel gives no transmit stamps (SO_TIMESTAMPING refused)")
+    if not stamps:  # IcmpSocket asked for them: take the option off again
+        inner.setsockopt(socket.SOL_SOCKET, send_stamps.SO_TIMESTAMPING, 0)
     reader = DatagramReader(inner)
     queue = send_stamps.ErrorQueueReader(inner)
     packets = [

@@ -27,7 +27,7 @@ import trio
 from tests.lab import packets
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
-from trio_ping._io.send_stamps import SendStamp
+from trio_ping._io.send_stamps import SCM_TSTAMP_SCHED, SendStamp
 from trio_ping._io.socket_options import Ancillary, MtuDiscovery
 from trio_ping._proto import icmp
 
@@ -115,7 +115,8 @@ class FakeIcmpSocket(IcmpSocket):
         trio's clock read 0: the fake's send and receive stamps are on that clock.
         With a ``stamper``, the kernel gives transmit stamps (``transmit_stamps``): each
         request sent queues those it says at once, as veth does, keyed as the kernel keys
-        them (one key a successful send, from 0); as on the real socket, a read
+        them (one key a successful send, from 0), SCHED ones only once the socket asked for
+        them (:meth:`add_queue_stamps`); as on the real socket, a read
         (receive_batch, receive_nowait) drains them after its datagrams, for
         :meth:`take_stamps`.
         """
@@ -129,6 +130,7 @@ class FakeIcmpSocket(IcmpSocket):
         self.transmit_stamps = stamper is not None
         self.sent_key = -1
         self.stamper = stamper
+        self.queue_stamps = False
         self._queued_stamps: list[SendStamp] = []  # on the error queue, not yet read
         self._stamps: list[SendStamp] = []
         self.peer = peer
@@ -196,6 +198,8 @@ class FakeIcmpSocket(IcmpSocket):
         if self.stamper is not None:
             key = self.sent_key & 0xFFFF_FFFF
             for kind, after in self.stamper(sent):
+                if kind == SCM_TSTAMP_SCHED and not self.queue_stamps:
+                    continue  # not asked for (send_stamps.TX_FLAGS)
                 stamp_ns = self.epoch_ns + to_ns(sent.time + after)
                 self._queued_stamps.append(SendStamp(key, kind, stamp_ns))
         for delivery in deliveries:
@@ -250,6 +254,10 @@ class FakeIcmpSocket(IcmpSocket):
             heapq.heappush(self._pending, (due, next(self._order), message))
             self._lot.unpark_all()
         return True
+
+    def add_queue_stamps(self) -> None:
+        """Have SCHED stamps given from the next request on, as IcmpSocket's."""
+        self.queue_stamps = self.transmit_stamps
 
     def take_stamps(self) -> list[SendStamp]:
         """The transmit stamps the reads since the last call drained, as IcmpSocket's."""

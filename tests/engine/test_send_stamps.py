@@ -45,13 +45,67 @@ async def test_an_rtt_starts_from_the_drivers_stamp(
     assert all(result.kernel_timestamp for _, result in results)
 
 
-async def test_without_the_drivers_stamp_the_queueing_layers_stands_in(
+def _sched_only(sent: Sent) -> list[tuple[int, float]]:
+    """A device whose driver stamps nothing: the queueing layer's stamp alone, 5 us in
+    (given only to a socket that asked for SCHED)."""
+    return [(SCM_TSTAMP_SCHED, 5e-6)]
+
+
+async def test_the_driver_s_stamp_alone_is_asked_for_where_it_comes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    fake = FakeIcmpSocket(echo(RTT), stamper=lambda sent: [(SCM_TSTAMP_SCHED, 5e-6)])
+    fake = FakeIcmpSocket(echo(RTT), stamper=_veth)
+    count = 2 * engine_module.SND_PROBATION
     async with pinger_over(fake) as pinger:
-        results = await collect(pinger, count=2, interval=0.01)
-    assert _rtts(results) == dict.fromkeys(range(2), (RTT_US - 5, QUEUE_STAMP))
+        results = await collect(pinger, count=count, interval=0.01)
+    assert not fake.queue_stamps  # SCHED never asked for: veth's driver stamps
+    assert _rtts(results) == dict.fromkeys(range(count), (RTT_US - 3, DRIVER_STAMP))
+
+
+async def test_where_the_driver_stamps_nothing_the_queueing_layers_stamp_is_asked_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Each reply comes (2 ms) before the next request leaves (10 ms): the first
+    # SND_PROBATION answered requests, with no stamp, are measured from the user-space
+    # time; the socket then asks for SCHED, which every later request has.
+    probation = engine_module.SND_PROBATION
+    fake = FakeIcmpSocket(echo(RTT), stamper=_sched_only)
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=probation + 8, interval=0.01)
+    assert fake.queue_stamps
+    assert _rtts(results) == {
+        **dict.fromkeys(range(probation), (RTT_US, USER_TIME)),
+        **dict.fromkeys(range(probation, probation + 8), (RTT_US - 5, QUEUE_STAMP)),
+    }
+
+
+async def test_one_driver_s_stamp_is_enough_to_keep_from_falling_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A stamp lost now and then (the buffer was full) is no device without SND.
+    def stamper(sent: Sent) -> list[tuple[int, float]]:
+        return _veth(sent) if sent.seq == 3 else []
+
+    count = 2 * engine_module.SND_PROBATION
+    fake = FakeIcmpSocket(echo(RTT), stamper=stamper)
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=count, interval=0.01)
+    assert not fake.queue_stamps
+    rtts = _rtts(results)
+    assert rtts.pop(3) == (RTT_US - 3, DRIVER_STAMP)
+    assert set(rtts.values()) == {(RTT_US, USER_TIME)}
+
+
+async def test_requests_never_answered_are_no_reason_to_fall_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Nothing came back: there is no RTT a stamp would serve.
+    fake = FakeIcmpSocket(silent, stamper=_sched_only)
+    count = 2 * engine_module.SND_PROBATION
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=count, interval=0.01, timeout=0.005)
+    assert {result.status for _, result in results} == {Status.TIMEOUT}
+    assert not fake.queue_stamps
 
 
 async def test_a_stamp_that_never_comes_leaves_the_user_space_send_time(

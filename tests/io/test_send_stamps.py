@@ -107,27 +107,63 @@ def test_a_second_driver_stamp_does_not_replace_the_first() -> None:
     assert send_stamps.best_stamps([first, second]) == {5: first}
 
 
-def test_a_udp_socket_on_loopback_gets_both_stamps_of_every_send_in_order() -> None:
+def _loopback_sends(sock: socket.socket, sends: int) -> list[tuple[int, int]]:
+    windows = []
+    for _ in range(sends):
+        before = time.time_ns()
+        sock.sendto(b"stamp me", sock.getsockname())
+        windows.append((before, time.time_ns()))
+    return windows
+
+
+@pytest.mark.parametrize(
+    ("flags", "kinds"),
+    [
+        (send_stamps.TX_FLAGS, (SCM_TSTAMP_SND,)),
+        (send_stamps.QUEUE_FLAGS, (SCM_TSTAMP_SCHED, SCM_TSTAMP_SND)),
+    ],
+    ids=["driver-only", "with-queue"],
+)
+def test_a_udp_socket_on_loopback_gets_the_stamps_it_asked_for_in_order(
+    flags: int, kinds: tuple[int, ...]
+) -> None:
     # No privilege needed: the same option and reader on a UDP socket talking to itself.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        assert send_stamps.enable(sock)
+        assert send_stamps.enable(sock, flags)
         reader = send_stamps.ErrorQueueReader(sock)
-        windows = []
-        for _ in range(3):
-            before = time.time_ns()
-            sock.sendto(b"stamp me", sock.getsockname())
-            windows.append((before, time.time_ns()))
+        windows = _loopback_sends(sock, 3)
         stamps, errors = reader.drain()
     assert errors == []
-    # loopback_xmit stamps in the sendto call itself: SCHED, then SND, for each send.
+    # loopback_xmit stamps in the sendto call itself: SCHED (if asked), then SND, each send.
     assert [(stamp.key, stamp.kind) for stamp in stamps] == [
-        (key, kind) for key in range(3) for kind in (SCM_TSTAMP_SCHED, SCM_TSTAMP_SND)
+        (key, kind) for key in range(3) for kind in kinds
     ]
     for stamp in stamps:
         before, after = windows[stamp.key]
         assert before <= stamp.stamp_ns <= after
+
+
+def test_asking_for_the_queueing_layers_stamp_too_keeps_the_key_count() -> None:
+    # What the fallback to SCHED relies on: setting the option again with OPT_ID still on
+    # does not restart the count (sock_set_timestamping), and SCHED comes from then on.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert send_stamps.enable(sock)
+        reader = send_stamps.ErrorQueueReader(sock)
+        _loopback_sends(sock, 2)
+        assert send_stamps.enable(sock, send_stamps.QUEUE_FLAGS)
+        _loopback_sends(sock, 2)
+        stamps, _ = reader.drain()
+    assert [(stamp.key, stamp.kind) for stamp in stamps] == [
+        (0, SCM_TSTAMP_SND),
+        (1, SCM_TSTAMP_SND),
+        (2, SCM_TSTAMP_SCHED),
+        (2, SCM_TSTAMP_SND),
+        (3, SCM_TSTAMP_SCHED),
+        (3, SCM_TSTAMP_SND),
+    ]
 
 
 def test_an_empty_queue_drains_to_nothing() -> None:

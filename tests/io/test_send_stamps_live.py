@@ -61,11 +61,16 @@ def _send_all(
     return windows
 
 
-def _check_stamps(stamps: list[SendStamp], windows: list[tuple[int, int]]) -> None:
-    # veth_xmit stamps in the sendto call: per packet SCHED then SND, in send order, keys
-    # counting from 0; both inside the user-space window around the call.
+def _check_stamps(
+    stamps: list[SendStamp],
+    windows: list[tuple[int, int]],
+    kinds: tuple[int, ...] = (SCM_TSTAMP_SND,),
+) -> None:
+    # veth_xmit stamps in the sendto call: per packet the driver's stamp (SND), after the
+    # queueing layer's (SCHED) where that was asked for, in send order, keys counting from
+    # 0; each inside the user-space window around the call.
     assert [(stamp.key, stamp.kind) for stamp in stamps] == [
-        (key, kind) for key in range(len(windows)) for kind in (SCM_TSTAMP_SCHED, SCM_TSTAMP_SND)
+        (key, kind) for key in range(len(windows)) for kind in kinds
     ]
     for stamp in stamps:
         before, after = windows[stamp.key]
@@ -210,3 +215,31 @@ async def test_a_send_with_control_messages_takes_its_key_as_sendto_does(
         sock.close()
     assert received == REQUESTS
     _check_stamps(stamps, windows)
+
+
+async def test_the_fallback_to_the_queueing_layers_stamp_keeps_counting_keys(lab: Lab) -> None:
+    # IcmpSocket.add_queue_stamps sets the option again with SCHED: the count goes on.
+    sock, raw = _open(lab, socket.AF_INET, socket.SOCK_RAW)
+    try:
+        assert sock.transmit_stamps
+        assert not sock.queue_stamps
+        reader = send_stamps.ErrorQueueReader(raw)
+        windows = _send_all(sock, [answering(index + 1) for index in range(2)], ipv6=False)
+        sock.add_queue_stamps()
+        assert sock.queue_stamps
+        windows += _send_all(sock, [answering(index + 1) for index in range(2)], ipv6=False)
+        stamps, _ = reader.drain()
+    finally:
+        sock.close()
+    assert sock.sent_key == 3
+    assert [(stamp.key, stamp.kind) for stamp in stamps] == [
+        (0, SCM_TSTAMP_SND),
+        (1, SCM_TSTAMP_SND),
+        (2, SCM_TSTAMP_SCHED),
+        (2, SCM_TSTAMP_SND),
+        (3, SCM_TSTAMP_SCHED),
+        (3, SCM_TSTAMP_SND),
+    ]
+    for stamp in stamps:
+        before, after = windows[stamp.key]
+        assert before <= stamp.stamp_ns <= after

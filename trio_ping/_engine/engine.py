@@ -82,6 +82,19 @@ _KEY_MASK: Final = 0xFFFF_FFFF  # transmit-stamp keys are u32 (send_stamps.KEY_M
 # without one (a device that gives only SCHED, a stamp the full buffer dropped), when
 # their table outgrows twice what it held after the last look, and this at least.
 _STAMP_TABLE_FLOOR: Final = 4096
+# A socket asks for the driver's stamp (SND) alone; if this many of its requests come back
+# answered before any SND has come, its device's driver gives none, and the socket asks
+# for the queueing layer's stamp (SCHED) too. Where the driver stamps, SND is queued before
+# the packet can leave (skb_tx_timestamp in ndo_start_xmit), so before its reply can come
+# and before the read that brings the reply ends (the error queue is read after the
+# datagrams): one answered request without it would be evidence enough, but for a stamp
+# dropped because the error queue's share of the receive buffer was full
+# (sock_queue_err_skb; a reader stalled behind a burst). 32 answered in a row from the
+# start, without one SND, is no such accident. The price of waiting, on a device without
+# SND: 32 RTTs from the user-space send time, as before stamps, once a socket. The price of
+# a wrong fallback: CPU only (a second stamp entry a request, about +5 us; see
+# docs/notes/trust-stamps.md), never an RTT, since SND still wins where it comes.
+SND_PROBATION: Final = 32
 
 
 class _RateCapped(enum.Enum):
@@ -123,6 +136,10 @@ class SocketEngine:
         # end: see _forget_ended).
         self._awaiting_stamp: dict[int, Probe[Session]] = {}
         self._stamp_table_bound = _STAMP_TABLE_FLOOR
+        # Until the first SND, or the fallback to SCHED (SND_PROBATION): answered requests
+        # without a driver's stamp are counted.
+        self._awaiting_first_snd = self._transmit_stamps and not sock.queue_stamps
+        self._answered_without_snd = 0
         self._handle_batch = self._batch_handler()
         self._pacing = Alarm(sleep_until)  # the sender's: precise, cut short by a start
         self._expiry = Alarm()  # the timeout task's: a deadline, moved by an earlier one
@@ -401,20 +418,33 @@ class SocketEngine:
         key was counted before a restart (IcmpSocket._restart_keys), so it is dropped.
         """
         awaiting = self._awaiting_stamp
+        driver = False
         for key, kind, stamp_ns in stamps:
             probe = awaiting.get(key)
-            if probe is None:
-                continue  # its request ended, or was sent before the table knew it
+            if probe is None or stamp_ns < probe.sent_ns:
+                # Its request ended, or was sent before the table knew it; or the stamp
+                # is older than the request now holding its key (a restart's leftover),
+                # and must not take that request's entry away from its own stamp.
+                continue
             if kind == SCM_TSTAMP_SND:
                 del awaiting[key]
-                label = DRIVER_STAMP
-            elif probe.send_stamp == USER_TIME:
-                label = QUEUE_STAMP
-            else:
-                continue
-            if stamp_ns >= probe.sent_ns and not probe.settled:
+                driver = True
+                if not probe.settled:
+                    probe.sent_ns = stamp_ns
+                    probe.send_stamp = DRIVER_STAMP
+            elif probe.send_stamp == USER_TIME and not probe.settled:
                 probe.sent_ns = stamp_ns
-                probe.send_stamp = label
+                probe.send_stamp = QUEUE_STAMP
+        if driver:
+            self._awaiting_first_snd = False
+
+    def _answered_unstamped(self) -> None:
+        """Count an answered request that had no driver's stamp, while none has come on
+        this socket; at SND_PROBATION, ask the socket for the queueing layer's stamps."""
+        self._answered_without_snd += 1
+        if self._answered_without_snd >= SND_PROBATION:
+            self._awaiting_first_snd = False
+            self._socket.add_queue_stamps()
 
     def _forget_ended(self, now: float) -> None:
         """Drop from the stamp table the requests that ended (settled, or past their
@@ -469,6 +499,8 @@ class SocketEngine:
         timestamps: icmp.TimestampReply | None = None,
     ) -> None:
         """Report the reply that settled ``probe``, with a Timestamp Reply's times."""
+        if self._awaiting_first_snd:  # so it has no driver's stamp: none has come yet
+            self._answered_unstamped()
         rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
         session = probe.owner
         if timestamps is None:

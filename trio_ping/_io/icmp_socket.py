@@ -110,9 +110,13 @@ class IcmpSocket:
         datagrams: a datagram socket is never handed the error packets themselves."""
         if self.reads_error_queue:
             error_queue.enable(sock)
-        self.transmit_stamps = send_stamps.enable(sock)
+        self._stamp_flags = send_stamps.TX_FLAGS  # the driver's stamp (SND) alone, first
+        self.transmit_stamps = send_stamps.enable(sock, self._stamp_flags)
         """The kernel stamps every packet sent, on the error queue: :meth:`take_stamps`.
         False where it cannot (send times are then read in user space only)."""
+        self.queue_stamps = False
+        """The queueing layer's stamps (SCHED) are asked for too (:meth:`add_queue_stamps`),
+        not the driver's alone."""
         self.sent_key = -1
         """The ``OPT_ID`` key of the last packet sent, modulo 2**32 (the kernel counts each
         successful send, from 0; a send that fails takes no key)."""
@@ -215,8 +219,18 @@ class IcmpSocket:
         """Have the kernel count keys from 0 again: turning ``OPT_ID`` off and on resets
         its count (``sock_set_timestamping``). A stamp still queued under an old key is
         earlier than any request sent from now on, which is how the engine tells it."""
-        send_stamps.restart_keys(self._sock)
+        send_stamps.restart_keys(self._sock, self._stamp_flags)
         self.sent_key = -1
+
+    def add_queue_stamps(self) -> None:
+        """Ask for the queueing layer's stamp (SCHED) of every packet sent from now on, as
+        well as the driver's: for a device whose driver stamps nothing. The keys count on
+        (:data:`send_stamps.QUEUE_FLAGS`). Nothing changes if the kernel refuses."""
+        if not self.transmit_stamps or self.queue_stamps:
+            return
+        if send_stamps.enable(self._sock, send_stamps.QUEUE_FLAGS):
+            self._stamp_flags = send_stamps.QUEUE_FLAGS
+            self.queue_stamps = True
 
     async def send(
         self, packet: bytes, address: str, ancillary: socket_options.Ancillary = ()

@@ -23,6 +23,12 @@ after SCHED, measured), so it is preferred; SCHED stands in for devices whose dr
 gives none. On veth and loopback (noqueue, no qdisc) both are queued inside the
 ``sendto`` call itself, SCHED first.
 
+SND first. A socket asks for SND alone (:data:`TX_FLAGS`): one entry a request instead
+of two, which halves what the stamps cost (measured at 5,000 x 10 with the whole CLI,
+``python -m benchmarks.cpu_stamps``: see docs/notes/trust-stamps.md). SCHED is asked
+for (:data:`QUEUE_FLAGS`, the option set again) only on a socket whose requests came
+back answered without a driver's stamp (the engine decides: trio_ping/_engine/engine.py).
+
 The key (``OPT_ID``, ee_data): a u32 per socket, 0 for the first packet sent after the
 option is first set (``sock_set_timestamping``; setting it again while ``OPT_ID`` is
 already on keeps the count), one more per successful send, wrapping at 2**32. A send
@@ -85,20 +91,24 @@ SCM_TSTAMP_SCHED: Final = 1
 
 TX_FLAGS: Final = (
     SOF_TIMESTAMPING_TX_SOFTWARE
-    | SOF_TIMESTAMPING_TX_SCHED
     | SOF_TIMESTAMPING_SOFTWARE
     | SOF_TIMESTAMPING_OPT_ID
     | SOF_TIMESTAMPING_OPT_TSONLY
     | SOF_TIMESTAMPING_OPT_RX_FILTER
 )
-"""What :func:`enable` sets: both software transmit stamps, reported with a key each,
-no packet copy, and no change to what received packets carry."""
+"""What :func:`enable` sets by default: the driver's software transmit stamp (SND),
+reported with a key, no packet copy, and no change to what received packets carry."""
+QUEUE_FLAGS: Final = TX_FLAGS | SOF_TIMESTAMPING_TX_SCHED
+""":data:`TX_FLAGS` and the queueing layer's stamp (SCHED), for a device whose driver
+gives none. Setting these where :data:`TX_FLAGS` were set keeps the key count (``OPT_ID``
+stays on: ``sock_set_timestamping`` resets it only when the flag was off)."""
 
 KEY_MODULUS: Final = 1 << 32
 """The ``OPT_ID`` key is a u32: it wraps here."""
 
 CAPACITY: Final = 128
-"""Entries one recvmmsg call can return (two a packet where the device gives both)."""
+"""Entries one recvmmsg call can return (one a packet; two with :data:`QUEUE_FLAGS` where
+the device gives both)."""
 DRAIN_BOUND: Final = 4096
 """At most this many entries a drain: the rest wait for the next wake-up (the queue keeps
 the socket polling EPOLLERR), so a flood cannot hold up the other tasks."""
@@ -178,15 +188,16 @@ def _stamp_from_fields(
     return result
 
 
-def enable(sock: socket.socket) -> bool:
-    """Ask for transmit stamps on ``sock`` (:data:`TX_FLAGS`); whether the kernel agreed.
+def enable(sock: socket.socket, flags: int = TX_FLAGS) -> bool:
+    """Ask for transmit stamps on ``sock`` (``flags``: :data:`TX_FLAGS` or
+    :data:`QUEUE_FLAGS`); whether the kernel agreed.
 
     False means this kernel cannot give them without changing what received packets
     carry (it refused the flags with EINVAL or ENOPROTOOPT): measure send times in user
     space instead. The first packet sent afterwards has key 0 unless stamps were on.
     """
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TX_FLAGS)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
     except OSError as exc:
         if exc.errno in (errno.EINVAL, errno.ENOPROTOOPT):
             return False
@@ -194,12 +205,13 @@ def enable(sock: socket.socket) -> bool:
     return True
 
 
-def restart_keys(sock: socket.socket) -> None:
+def restart_keys(sock: socket.socket, flags: int = TX_FLAGS) -> None:
     """Have the kernel count ``OPT_ID`` keys from 0 again, for the next packet sent:
     setting the option with ``OPT_ID`` where it was off resets the count
-    (``sock_set_timestamping``), so it is set once without and once with."""
-    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TX_FLAGS & ~SOF_TIMESTAMPING_OPT_ID)
-    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TX_FLAGS)
+    (``sock_set_timestamping``), so it is set once without and once with (``flags``, what
+    the socket had)."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags & ~SOF_TIMESTAMPING_OPT_ID)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
 
 
 def parse_stamp(control: bytes, *, ipv6: bool) -> SendStamp | None:
