@@ -32,6 +32,13 @@ RTT_ROUNDS = 3
 RTT_COUNT = 10
 RTT_INTERVAL_MS = 10
 RTT_LIMIT_US = 15.0
+# One-sided: trio-ping's median RTT may be at most this much above iputils ping's, and any
+# amount below it. Its RTTs start from the kernel's transmit stamp (the driver's, SND) and
+# end at the kernel's receive stamp, while ping's start from a time read in user space
+# before sendmsg: ping's include its own send path (30 to 40 us on the lab VM), trio-ping's
+# do not, so trio-ping now reads 30 to 40 us below ping, and nearer the wire (the wire
+# checks judge that). Being below ping is no fault; being well above it would be one.
+_RTT_CHECK = f"median no more than {RTT_LIMIT_US:g} us above ping"
 
 PACING_RUNS = 3
 PACING_COUNT = 10
@@ -229,7 +236,7 @@ def run_rtt(bench: Bench) -> Row:
     row.trio_ping = f"median {median(trio_all):.0f} us ({len(trio_all)} RTTs)"
     _wire_checks(row, tcpdump is not None, wire_errors, first_errors)
     if ping is None:
-        row.check(f"median diff within +-{RTT_LIMIT_US:g} us", "no ping figure", None)
+        row.check(_RTT_CHECK, "no ping figure", None)
         return row
     row.reference = f"ping median {median(ping_all):.0f} us ({len(ping_all)} RTTs)"
     if tcpdump is not None and wire_errors["ping"]:
@@ -245,9 +252,9 @@ def run_rtt(bench: Bench) -> Row:
     )
     judged = len(trio_all) == RTT_ROUNDS * RTT_COUNT and len(ping_all) == len(trio_all)
     row.check(
-        f"median diff within +-{RTT_LIMIT_US:g} us",
+        _RTT_CHECK,
         f"{difference:+.0f} us",
-        abs(difference) <= RTT_LIMIT_US if judged else False,
+        difference <= RTT_LIMIT_US if judged else False,
     )
     return row
 

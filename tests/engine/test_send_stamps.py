@@ -216,3 +216,14 @@ async def test_the_timeout_tasks_read_applies_the_stamps_before_the_replies(
         DRIVER_STAMP,
     )
     assert at == TimedOutAt(1.0)  # settled by the timeout task's read, not at 3 s
+
+
+async def test_a_leftover_stamp_under_a_request_s_key_leaves_it_for_its_own(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # After a restart a stamp counted under the old keys comes first, then the request's
+    # own under the same key: the old one must not take the request out of the table.
+    fake = FakeIcmpSocket(echo(RTT), stamper=lambda sent: [(SCM_TSTAMP_SND, -50e-6), *_veth(sent)])
+    async with pinger_over(fake) as pinger:
+        results = await collect(pinger, count=2, interval=0.01)
+    assert _rtts(results) == dict.fromkeys(range(2), (RTT_US - 3, DRIVER_STAMP))
