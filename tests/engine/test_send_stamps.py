@@ -1,9 +1,10 @@
 """RTTs from the kernel's transmit stamps, over the in-memory socket on trio's autojump clock.
 
 The fake socket queues each request's stamps as veth does (inside the send call, SCHED
-then SND, keyed one a successful send from 0); the engine must make the driver's stamp
-the request's send time before its reply settles it, and fall back to the user-space
-time where no stamp comes.
+then SND, keyed one a successful send from 0; SCHED only once the socket asked for it);
+the engine must make the driver's stamp the request's send time before its reply settles
+it, ask for the queueing layer's stamp where the driver gives none, and fall back to the
+user-space time where no stamp comes.
 """
 
 from __future__ import annotations
