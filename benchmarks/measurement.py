@@ -1,6 +1,8 @@
 """Issue 6: measurement truth (cases d, e and f).
 
-- d, RTT: trio-ping and iputils ping to the same kernel-peer address, interleaved.
+- d, RTT: trio-ping and iputils ping to the same kernel-peer address, interleaved, each
+  request's RTT also against its round trip on the wire (tcpdump's nanosecond stamps on
+  the client's veth).
 - e, pacing: tcpdump on the client's veth (kernel timestamps of packets leaving) while
   trio-ping sends 10 requests 1 ms apart.
 - f, start-up: a whole trio-ping run to loopback against ``python -c 'import trio'``.
@@ -10,14 +12,19 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import selectors
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from benchmarks.context import Bench
 from benchmarks.measure import median, percentile
-from benchmarks.parsers import parse_iputils_ping, parse_tcpdump_times_ns, parse_trio_ping
+from benchmarks.parsers import (
+    parse_iputils_ping_by_seq,
+    parse_tcpdump_times_ns,
+    parse_trio_ping,
+)
 from benchmarks.report import Row, ratio
 from tests.lab import addresses
 
@@ -25,6 +32,13 @@ RTT_ROUNDS = 3
 RTT_COUNT = 10
 RTT_INTERVAL_MS = 10
 RTT_LIMIT_US = 15.0
+# One-sided: trio-ping's median RTT may be at most this much above iputils ping's, and any
+# amount below it. Its RTTs start from the kernel's transmit stamp (the driver's, SND) and
+# end at the kernel's receive stamp, while ping's start from a time read in user space
+# before sendmsg: ping's include its own send path (30 to 40 us on the lab VM), trio-ping's
+# do not, so trio-ping now reads 30 to 40 us below ping, and nearer the wire (the wire
+# checks judge that). Being below ping is no fault; being well above it would be one.
+_RTT_CHECK = f"median no more than {RTT_LIMIT_US:g} us above ping"
 
 PACING_RUNS = 3
 PACING_COUNT = 10
@@ -41,8 +55,20 @@ def _fmt(values: Sequence[float]) -> str:
 
 # -- d: RTT -----------------------------------------------------------------------------
 
+_Rtts = dict[int, float]
+"""RTTs in us by sequence number."""
 
-def _trio_ping_rtts(bench: Bench, address: str, count: int, interval_ms: int) -> list[float]:
+WIRE_MEDIAN_LIMIT_US = 3.0
+WIRE_WORST_LIMIT_US = 20.0
+WIRE_FIRST_LIMIT_US = 20.0
+_WIRE_LINE = re.compile(
+    rb"^(\d+)\.(\d+) IP6? (\S+) > (\S+): ICMP6?,? echo (request|reply),? id (\d+), seq (\d+)",
+    re.MULTILINE,
+)
+
+
+def _trio_ping_rtts(bench: Bench, address: str, count: int, interval_ms: int) -> dict[int, float]:
+    """trio-ping's RTT of each request, by sequence number (from 0)."""
     completed = bench.lab.run(
         [*bench.trio_ping, "--timeout", "2", f"{address},{count},{interval_ms}"],
         capture_output=True,
@@ -52,10 +78,16 @@ def _trio_ping_rtts(bench: Bench, address: str, count: int, interval_ms: int) ->
     output = parse_trio_ping(completed.stdout, {address: count})
     if not output.clean:
         print(f"    trio-ping: {output.summary()} (exit {completed.returncode})", flush=True)
-    return [float(rtt) for rtt in output.rtts_us]
+    rtts: dict[int, float] = {}
+    for line in completed.stdout.decode(errors="replace").splitlines():
+        fields = line.split(",")
+        if len(fields) == 3 and fields[0] == address and int(fields[2]) >= 0:
+            rtts.setdefault(int(fields[1]), float(fields[2]))
+    return rtts
 
 
-def _iputils_rtts(bench: Bench, ping: str, address: str, count: int) -> list[float]:
+def _iputils_rtts(bench: Bench, ping: str, address: str, count: int) -> dict[int, float]:
+    """iputils ping's RTT of each request, by its icmp_seq (from 1)."""
     interval = f"{RTT_INTERVAL_MS / 1000:g}"
     completed = bench.lab.run(
         [ping, "-n", "-c", str(count), "-i", interval, address],
@@ -63,28 +95,96 @@ def _iputils_rtts(bench: Bench, ping: str, address: str, count: int) -> list[flo
         env=bench.env,
         timeout=60,
     )
-    rtts = parse_iputils_ping(completed.stdout)
+    rtts = parse_iputils_ping_by_seq(completed.stdout)
     if len(rtts) != count:
         tail = completed.stderr.decode(errors="replace").strip()
         print(f"    ping: {len(rtts)}/{count} replies (exit {completed.returncode}) {tail}")
     return rtts
 
 
+def _wire_rtts(stdout: bytes) -> dict[int, float]:
+    """Each echo's round trip on the client's veth, in us, by sequence number: its reply's
+    tcpdump stamp minus its request's (one identifier a capture: one program ran)."""
+    sent: dict[int, int] = {}
+    rtts: dict[int, float] = {}
+    for match in _WIRE_LINE.finditer(stdout):
+        stamp_ns = int(match[1]) * 1_000_000_000 + int(match[2].ljust(9, b"0")[:9])
+        seq = int(match[7])
+        if match[5] == b"request":
+            sent.setdefault(seq, stamp_ns)
+        elif seq in sent and seq not in rtts:
+            rtts[seq] = (stamp_ns - sent[seq]) / 1000
+    return rtts
+
+
+def _on_the_wire(
+    bench: Bench, tcpdump: str | None, address: str, count: int, run: Callable[[], _Rtts]
+) -> tuple[_Rtts, _Rtts]:
+    """What ``run`` measured, and what tcpdump saw on the client's veth meanwhile (empty
+    without tcpdump): the nanosecond stamps of the kernel's packet tap, taken as a
+    request goes to the driver and as a reply comes from it."""
+    if tcpdump is None:
+        return run(), {}
+    packet_filter = (
+        f"host {address} and (icmp[icmptype] == icmp-echo or icmp[icmptype] == icmp-echoreply)"
+    )
+    process = bench.lab.spawn(
+        [tcpdump, "-i", "c0", "-nn", "-tt",
+         "--time-stamp-precision=nano", "-c", str(2 * count), packet_filter],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=bench.env,
+    )  # fmt: skip
+    try:
+        _wait_for(process, b"listening on", 15)
+    except TimeoutError as exc:
+        process.kill()
+        process.communicate()
+        print(f"    tcpdump never started listening: {exc}", flush=True)
+        return run(), {}
+    measured = run()
+    try:
+        stdout, _ = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        stdout, _ = process.communicate()
+    return measured, _wire_rtts(stdout)
+
+
+def _errors(measured: _Rtts, wire: _Rtts) -> list[float]:
+    """|measured - wire| of each request both have, in sequence order."""
+    return [abs(measured[seq] - wire[seq]) for seq in sorted(measured) if seq in wire]
+
+
+def _wire_summary(name: str, errors: list[float], firsts: list[float]) -> str:
+    if not errors:
+        return f"{name}: no request matched on the wire"
+    return (
+        f"{name}: |RTT - wire| median {median(errors):.1f} us, worst {max(errors):.1f} us, "
+        f"first request {max(firsts, default=float('nan')):.1f} us ({len(errors)} requests)"
+    )
+
+
 def run_rtt(bench: Bench) -> Row:
-    """Case d: median RTTs of trio-ping and iputils ping over the same path."""
+    """Case d: RTTs of trio-ping and iputils ping over the same path, each request's also
+    against its round trip on the wire (tcpdump on the client's veth)."""
     address = addresses.answering(1)
     print(
         f"\n== d: RTT to the kernel peer {address}: trio-ping '{address},"
         f"{RTT_COUNT},{RTT_INTERVAL_MS}' vs 'ping -c {RTT_COUNT} -i "
-        f"{RTT_INTERVAL_MS / 1000:g}', interleaved {RTT_ROUNDS} times",
+        f"{RTT_INTERVAL_MS / 1000:g}', interleaved {RTT_ROUNDS} times, each under "
+        "'tcpdump -i c0 --time-stamp-precision=nano'",
         flush=True,
     )
     row = Row(f"d RTT {RTT_ROUNDS} x {RTT_COUNT} @ {RTT_INTERVAL_MS} ms")
     ping = bench.tools.ping
+    tcpdump = bench.tools.tcpdump
     if ping is None:
         reason = bench.tools.skip_reason("iputils ping")
         print(f"  ping: SKIPPED: {reason}", flush=True)
         row.reference = f"ping skipped: {reason}"
+    if tcpdump is None:
+        print(f"  wire: SKIPPED: {bench.tools.skip_reason('tcpdump')}", flush=True)
     # Warm-up, not counted: the neighbour entry, page cache, bytecode.
     _trio_ping_rtts(bench, address, 1, 1)
     if ping is not None:
@@ -92,25 +192,58 @@ def run_rtt(bench: Bench) -> Row:
     trio_all: list[float] = []
     ping_all: list[float] = []
     differences: list[float] = []
+    wire_errors: dict[str, list[float]] = {"trio-ping": [], "ping": []}
+    first_errors: dict[str, list[float]] = {"trio-ping": [], "ping": []}
     for number in range(1, RTT_ROUNDS + 1):
-        trio = _trio_ping_rtts(bench, address, RTT_COUNT, RTT_INTERVAL_MS)
+        trio_rtts, trio_wire = _on_the_wire(
+            bench,
+            tcpdump,
+            address,
+            RTT_COUNT,
+            lambda: _trio_ping_rtts(bench, address, RTT_COUNT, RTT_INTERVAL_MS),
+        )
+        trio = [trio_rtts[seq] for seq in sorted(trio_rtts)]
         trio_all += trio
+        errors = _errors(trio_rtts, trio_wire)
+        wire_errors["trio-ping"] += errors
+        if 0 in trio_rtts and 0 in trio_wire:
+            first_errors["trio-ping"].append(abs(trio_rtts[0] - trio_wire[0]))
         line = f"  round {number}: trio-ping median {median(trio):.0f} us [{_fmt(trio)}]"
+        if tcpdump is not None:
+            line += f" (off the wire by [{_fmt1(errors)}] us)"
         if ping is not None:
-            reference = _iputils_rtts(bench, ping, address, RTT_COUNT)
+            ping_rtts, ping_wire = _on_the_wire(
+                bench,
+                tcpdump,
+                address,
+                RTT_COUNT,
+                lambda: _iputils_rtts(bench, ping, address, RTT_COUNT),
+            )
+            reference = [ping_rtts[seq] for seq in sorted(ping_rtts)]
             ping_all += reference
+            errors = _errors(ping_rtts, ping_wire)
+            wire_errors["ping"] += errors
+            if 1 in ping_rtts and 1 in ping_wire:
+                first_errors["ping"].append(abs(ping_rtts[1] - ping_wire[1]))
             difference = median(trio) - median(reference)
             differences.append(difference)
             line += (
-                f"; ping median {median(reference):.0f} us [{_fmt(reference)}]; "
-                f"difference {difference:+.0f} us"
+                f"; ping median {median(reference):.0f} us [{_fmt(reference)}]"
+                + (f" (off the wire by [{_fmt1(errors)}] us)" if tcpdump is not None else "")
+                + f"; difference {difference:+.0f} us"
             )
         print(line, flush=True)
     row.trio_ping = f"median {median(trio_all):.0f} us ({len(trio_all)} RTTs)"
+    _wire_checks(row, tcpdump is not None, wire_errors, first_errors)
     if ping is None:
-        row.check(f"median diff within +-{RTT_LIMIT_US:g} us", "no ping figure", None)
+        row.check(_RTT_CHECK, "no ping figure", None)
         return row
     row.reference = f"ping median {median(ping_all):.0f} us ({len(ping_all)} RTTs)"
+    if tcpdump is not None and wire_errors["ping"]:
+        row.reference += (
+            f"; off the wire: median {median(wire_errors['ping']):.1f} us, worst "
+            f"{max(wire_errors['ping']):.1f} us, first {max(first_errors['ping']):.1f} us"
+        )
     difference = median(differences)
     print(
         f"  pooled medians: trio-ping {median(trio_all):.1f} us, ping {median(ping_all):.1f} us; "
@@ -119,11 +252,45 @@ def run_rtt(bench: Bench) -> Row:
     )
     judged = len(trio_all) == RTT_ROUNDS * RTT_COUNT and len(ping_all) == len(trio_all)
     row.check(
-        f"median diff within +-{RTT_LIMIT_US:g} us",
+        _RTT_CHECK,
         f"{difference:+.0f} us",
-        abs(difference) <= RTT_LIMIT_US if judged else False,
+        difference <= RTT_LIMIT_US if judged else False,
     )
     return row
+
+
+def _wire_checks(
+    row: Row,
+    captured: bool,
+    wire_errors: dict[str, list[float]],
+    first_errors: dict[str, list[float]],
+) -> None:
+    """The issue's targets for trio-ping against the wire; iputils ping's figures beside."""
+    targets = (
+        f"|RTT - wire| median <= {WIRE_MEDIAN_LIMIT_US:g} us",
+        f"worst <= {WIRE_WORST_LIMIT_US:g} us",
+        f"first request <= {WIRE_FIRST_LIMIT_US:g} us",
+    )
+    errors, firsts = wire_errors["trio-ping"], first_errors["trio-ping"]
+    if not captured or not errors or not firsts:
+        for target in targets:
+            row.check(target, "not measured", None)
+        return
+    for name in wire_errors:
+        print("  " + _wire_summary(name, wire_errors[name], first_errors[name]), flush=True)
+    complete = len(errors) == RTT_ROUNDS * RTT_COUNT and len(firsts) == RTT_ROUNDS
+    figures = (median(errors), max(errors), max(firsts))
+    limits = (WIRE_MEDIAN_LIMIT_US, WIRE_WORST_LIMIT_US, WIRE_FIRST_LIMIT_US)
+    for target, figure, limit in zip(targets, figures, limits, strict=True):
+        row.check(target, f"{figure:.1f} us", figure <= limit if complete else False)
+    row.notes.append(
+        f"trio-ping off the wire (tcpdump on c0, ns): median {figures[0]:.1f} us, worst "
+        f"{figures[1]:.1f} us, first request {figures[2]:.1f} us (worst of {len(firsts)} runs)"
+    )
+
+
+def _fmt1(values: Sequence[float]) -> str:
+    return " ".join(f"{value:.1f}" for value in values)
 
 
 # -- e: pacing --------------------------------------------------------------------------

@@ -135,6 +135,14 @@ def parse_iputils_ping(stdout: bytes) -> list[float]:
     ]
 
 
+def parse_iputils_ping_by_seq(stdout: bytes) -> dict[int, float]:
+    """iputils ping's RTTs in microseconds by icmp_seq (from 1); the first line of each."""
+    rtts: dict[int, float] = {}
+    for match in _PING_TIME.finditer(stdout.decode(errors="replace")):
+        rtts.setdefault(int(match[1]), float(match[2]) * 1000)
+    return rtts
+
+
 def parse_tcpdump_times_ns(stdout: bytes) -> list[int]:
     """Packet times in integer nanoseconds from ``tcpdump -tt`` lines (micro or nano digits)."""
     times: list[int] = []

@@ -39,7 +39,7 @@ CASES: dict[str, str] = {
     "a": f"burst: 10,000 targets x 1 echo, trio-ping vs fping -c1 -i0, {ROUNDS} rounds each",
     "b": f"5,000 x 10 @ 1000 ms, trio-ping vs fping -c10 -p1000 -i0, {ROUNDS} rounds each",
     "c": f"20,000 x 10 @ 1000 ms, trio-ping (fping refuses: seq limit), {ROUNDS} rounds each",
-    "d": "RTT: trio-ping vs iputils ping -c 10 -i 0.01, interleaved 3 times",
+    "d": "RTT: trio-ping vs iputils ping -c 10 -i 0.01, interleaved 3 times, each against tcpdump",
     "e": "pacing: tcpdump sees 10 requests at 1 ms, 3 runs",
     "f": "start-up: trio-ping 127.0.0.1,1,1 vs python -c 'import trio'",
     "g": "soak: trio-ping-exporter, 10,000 hosts @ 1 s for 5 min (quick: 1,000 for 60 s)",

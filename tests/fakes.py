@@ -27,6 +27,7 @@ import trio
 from tests.lab import packets
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._io.send_stamps import SCM_TSTAMP_SCHED, SendStamp
 from trio_ping._io.socket_options import Ancillary, MtuDiscovery
 from trio_ping._proto import icmp
 
@@ -88,6 +89,10 @@ class Delivery:
 Peer = Callable[[Sent], Iterable[Delivery]]
 """The network's answer to one request; raise OSError to have the kernel refuse the send."""
 
+Stamper = Callable[[Sent], Iterable[tuple[int, float]]]
+"""The kernel's transmit stamps of one request sent: (kind, seconds after the send call
+began), in the order the kernel queues them (send_stamps.SCM_TSTAMP_SCHED, _SND)."""
+
 
 class FakeIcmpSocket(IcmpSocket):
     """An ICMP socket with a scripted network behind it. No file descriptor, no I/O."""
@@ -99,6 +104,7 @@ class FakeIcmpSocket(IcmpSocket):
         *,
         raw: bool = True,
         epoch_ns: int = 0,
+        stamper: Stamper | None = None,
     ) -> None:
         """Answer every request as ``peer`` says; ``family`` picks the codec, as for real.
 
@@ -107,6 +113,12 @@ class FakeIcmpSocket(IcmpSocket):
         hands over only Echo Replies carrying it, without their IP header. Peers still
         answer with whole IPv4 datagrams. ``epoch_ns`` is what CLOCK_REALTIME read when
         trio's clock read 0: the fake's send and receive stamps are on that clock.
+        With a ``stamper``, the kernel gives transmit stamps (``transmit_stamps``): each
+        request sent queues those it says at once, as veth does, keyed as the kernel keys
+        them (one key a successful send, from 0), SCHED ones only once the socket asked for
+        them (:meth:`add_queue_stamps`); as on the real socket, a read
+        (receive_batch, receive_nowait) drains them after its datagrams, for
+        :meth:`take_stamps`.
         """
         # No super().__init__(): there is no real socket to configure.
         self.family = family
@@ -115,6 +127,12 @@ class FakeIcmpSocket(IcmpSocket):
         self.raw_ipv4 = raw and family == socket.AF_INET  # as IcmpSocket.__init__ sets it
         self.reads_error_queue = not raw
         self.epoch_ns = epoch_ns
+        self.transmit_stamps = stamper is not None
+        self.sent_key = -1
+        self.stamper = stamper
+        self.queue_stamps = False
+        self._queued_stamps: list[SendStamp] = []  # on the error queue, not yet read
+        self._stamps: list[SendStamp] = []
         self.peer = peer
         self.sent: list[Sent] = []
         """Every request the kernel took, in order."""
@@ -176,6 +194,14 @@ class FakeIcmpSocket(IcmpSocket):
             self.refused.append(sent)
             raise
         self.sent.append(sent)
+        self.sent_key += 1
+        if self.stamper is not None:
+            key = self.sent_key & 0xFFFF_FFFF
+            for kind, after in self.stamper(sent):
+                if kind == SCM_TSTAMP_SCHED and not self.queue_stamps:
+                    continue  # not asked for (send_stamps.TX_FLAGS)
+                stamp_ns = self.epoch_ns + to_ns(sent.time + after)
+                self._queued_stamps.append(SendStamp(key, kind, stamp_ns))
         for delivery in deliveries:
             self.deliver(delivery)
         return self.epoch_ns + to_ns(sent.time)
@@ -229,6 +255,15 @@ class FakeIcmpSocket(IcmpSocket):
             self._lot.unpark_all()
         return True
 
+    def add_queue_stamps(self) -> None:
+        """Have SCHED stamps given from the next request on, as IcmpSocket's."""
+        self.queue_stamps = self.transmit_stamps
+
+    def take_stamps(self) -> list[SendStamp]:
+        """The transmit stamps the reads since the last call drained, as IcmpSocket's."""
+        stamps, self._stamps = self._stamps, []
+        return stamps
+
     def take_errors(self) -> list[icmp.ErrorReport]:
         """The queued ICMP errors that receive_batch has come to, as IcmpSocket's."""
         errors, self._errors = self._errors, []
@@ -266,6 +301,9 @@ class FakeIcmpSocket(IcmpSocket):
             else:
                 assert type(item) is Datagram
                 batch.append(item)
+        # The error queue after the datagrams, as IcmpSocket reads it.
+        self._stamps += self._queued_stamps
+        self._queued_stamps = []
         return batch
 
     def close(self) -> None:

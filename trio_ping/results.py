@@ -46,7 +46,7 @@ Python 3.12 narrowed the gap (about 0.023 us), so there it pays little. The engi
 reply path and PingResult.answered read it through this."""
 
 
-# Frozen, and without __slots__: a slotted frozen class sets each of its 14 fields through
+# Frozen, and without __slots__: a slotted frozen class sets each of its fields through
 # object.__setattr__, a dict-backed one stores them straight into the instance dict, which
 # builds one in 0.44 us instead of 0.95 (benchmarks/micro.py: frozen_slots, Python 3.11.7,
 # attrs 26.1). One is built for every request.
@@ -73,7 +73,8 @@ class PingResult:
     errno: int | None = None
     """The error number of a SEND_FAILED."""
     kernel_timestamp: bool = True
-    """False when the RTT was measured from user-space times, the kernel giving none."""
+    """False when the reply's receive time was read in user space, the kernel giving no
+    receive stamp. (Whose send time the RTT starts from: :attr:`send_stamp`.)"""
     originate_ms: int | None = None
     """Timestamp mode: when we sent the request, ms since midnight UT (our clock)."""
     receive_ms: int | None = None
@@ -88,7 +89,14 @@ class PingResult:
     was given; :attr:`address` is what it resolved to."""
     sent_ns: int | None = None
     """When the request was sent (for SEND_FAILED: tried), ns since the Unix epoch
-    (CLOCK_REALTIME, read just before the send call)."""
+    (CLOCK_REALTIME): the kernel's transmit stamp where it gave one in time
+    (:attr:`send_stamp`), else read just before the send call."""
+    send_stamp: str | None = None
+    """For a REPLY, whose send time the RTT starts from: :data:`DRIVER_STAMP` or
+    :data:`QUEUE_STAMP`, the kernel's transmit stamps, or :data:`USER_TIME`, read just
+    before the send (the kernel gave no stamp); None for other results (and where the
+    result's maker did not say). With ``kernel_timestamp``, the RTT is the kernel's
+    from end to end when this is a kernel stamp."""
 
     @property
     def sent_at(self) -> datetime.datetime | None:
@@ -110,6 +118,16 @@ class PingResult:
         return self.status is REPLY
 
 
+DRIVER_STAMP: Final = "driver"
+"""The kernel's stamp as the driver handed the request to the device (SCM_TSTAMP_SND):
+the closest to the wire a software stamp gets."""
+QUEUE_STAMP: Final = "queue"
+"""The kernel's stamp as the request entered the device's queueing layer
+(SCM_TSTAMP_SCHED), for a device whose driver gives none."""
+USER_TIME: Final = "user"
+"""A send time read in user space just before the send call."""
+
+
 _TIMEOUT: Final = Status.TIMEOUT  # module globals, as REPLY: read once per result
 _ICMP_ERROR: Final = Status.ICMP_ERROR
 _SEND_FAILED: Final = Status.SEND_FAILED
@@ -125,8 +143,10 @@ def reply_result(
     kernel_timestamp: bool,
     target: str | None,
     sent_ns: int | None = None,
+    send_stamp: str | None = None,
 ) -> PingResult:
-    """The result of an Echo request that a valid reply answered in time."""
+    """The result of an Echo request that a valid reply answered in time; ``send_stamp``
+    says whose send time its RTT starts from (:attr:`PingResult.send_stamp`)."""
     # One per reply: the instance dict is made whole and set in one call, bypassing the
     # generated __init__: 7,460 instructions (callgrind) against 7,840 for the nine
     # positional arguments the engine passed before and 8,300 for all fourteen, on
@@ -152,6 +172,7 @@ def reply_result(
             "offset_ms": None,
             "target": target,
             "sent_ns": sent_ns,
+            "send_stamp": send_stamp,
         },
     )
     return result
@@ -167,10 +188,12 @@ def timestamp_reply_result(
     offset_ms: float | None,
     target: str | None,
     sent_ns: int | None = None,
+    send_stamp: str | None = None,
 ) -> PingResult:
     """The result of a Timestamp request that a valid reply answered in time: ``times``
     are the reply's originate, receive and transmit times, ``offset_ms`` the clock offset
-    they give (None when the peer's times are not standard)."""
+    they give (None when the peer's times are not standard), ``send_stamp`` as for
+    :func:`reply_result`."""
     originate, receive, transmit = times
     # Positional up to kernel_timestamp: 0.52 us instead of 0.73 with keywords
     # (benchmarks/micro.py: result_positional_vs_keywords, Python 3.11.7).
@@ -190,6 +213,7 @@ def timestamp_reply_result(
         offset_ms,
         target,
         sent_ns,
+        send_stamp,
     )
 
 

@@ -8,6 +8,8 @@ import attrs
 import pytest
 
 from trio_ping.results import (
+    DRIVER_STAMP,
+    QUEUE_STAMP,
     PingResult,
     Status,
     icmp_error_result,
@@ -30,6 +32,17 @@ ADDRESS = "192.0.2.1"
             id="reply",
         ),
         pytest.param(
+            lambda target: reply_result(ADDRESS, 3, 250, 57, True, target, 7, DRIVER_STAMP),
+            {
+                "status": Status.REPLY,
+                "rtt_us": 250,
+                "ttl": 57,
+                "sent_ns": 7,
+                "send_stamp": DRIVER_STAMP,
+            },
+            id="reply-from-the-drivers-stamp",
+        ),
+        pytest.param(
             lambda target: timestamp_reply_result(
                 ADDRESS, 3, 4000, 64, True, (43_200_000, 43_200_007, 43_200_008), 5.5, target
             ),
@@ -43,6 +56,22 @@ ADDRESS = "192.0.2.1"
                 "offset_ms": 5.5,
             },
             id="timestamp-reply",
+        ),
+        pytest.param(
+            lambda target: timestamp_reply_result(
+                ADDRESS, 3, 40, 64, True, (1, 2, 3), None, target, 9, QUEUE_STAMP
+            ),
+            {
+                "status": Status.REPLY,
+                "rtt_us": 40,
+                "ttl": 64,
+                "originate_ms": 1,
+                "receive_ms": 2,
+                "transmit_ms": 3,
+                "sent_ns": 9,
+                "send_stamp": QUEUE_STAMP,
+            },
+            id="timestamp-reply-from-the-queueing-layers-stamp",
         ),
         pytest.param(
             lambda target: timeout_result(ADDRESS, 3, target),

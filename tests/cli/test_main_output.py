@@ -29,7 +29,7 @@ from tests.lab.addresses import PEER_LINK
 from trio_ping._proto import icmp
 
 REQUEST_KEYS = ["v", "event", "target", "address", "seq", "rtt_us", "ttl"]
-REQUEST_KEYS += ["error", "reason", "from", "sent_at"]
+REQUEST_KEYS += ["error", "reason", "from", "sent_at", "send_stamp"]
 TIMESTAMP_KEYS = ["originate_ms", "receive_ms", "transmit_ms", "offset_ms"]
 
 
@@ -130,6 +130,7 @@ def test_json_timestamp_events_carry_the_times() -> None:
         "reason": None,
         "from": None,
         "sent_at": utc_text(NOON_NS + to_ns(outcome.sent[0].time)),
+        "send_stamp": "user",
         "originate_ms": NOON_MS,
         "receive_ms": NOON_MS + 1 - 3,
         "transmit_ms": NOON_MS + 1 - 3,
@@ -164,7 +165,7 @@ def test_json_gives_every_event_type_with_stable_keys() -> None:
     events = outcome.events
     assert all(list(event) == REQUEST_KEYS for event in events)
     by_address = {event["address"]: event for event in events}
-    nothing = dict.fromkeys(["rtt_us", "ttl", "error", "reason", "from", "sent_at"])
+    nothing = dict.fromkeys(["rtt_us", "ttl", "error", "reason", "from", "sent_at", "send_stamp"])
     sent_at = {sent.address: utc_text(to_ns(sent.time)) for sent in outcome.sent}
     assert "127.0.0.4" not in sent_at  # refused: never sent, so its sent_at is null
     assert by_address == {
@@ -178,6 +179,7 @@ def test_json_gives_every_event_type_with_stable_keys() -> None:
             "rtt_us": 1000,
             "ttl": 64,
             "sent_at": sent_at["127.0.0.1"],
+            "send_stamp": "user",
         },
         "127.0.0.2": {
             "v": 1,

@@ -54,7 +54,7 @@ from trio_ping._io.datagrams import Datagram
 from trio_ping._proto import icmp
 from trio_ping._proto.tracker import Probe
 from trio_ping.pinger import Pinger
-from trio_ping.results import PingResult, Status
+from trio_ping.results import USER_TIME, PingResult, Status
 
 # Schedule and RTT ------------------------------------------------------------------------
 
@@ -75,7 +75,13 @@ async def test_requests_leave_on_schedule_while_replies_are_slow(
     assert sorted(answered) == list(range(10))
     for seq, (at, result) in answered.items():
         assert result == PingResult(
-            TARGET, seq, Status.REPLY, rtt_us=300_000, ttl=64, sent_ns=to_ns(send_times[seq])
+            TARGET,
+            seq,
+            Status.REPLY,
+            rtt_us=300_000,
+            ttl=64,
+            sent_ns=to_ns(send_times[seq]),
+            send_stamp=USER_TIME,
         )
         assert at == pytest.approx(send_times[seq] + 0.3, abs=EXACT)
 
@@ -456,6 +462,7 @@ async def test_ipv6_uses_an_icmpv6_socket(autojump_clock: trio.testing.MockClock
             ttl=64,
             target="2001:DB8::0:1",
             sent_ns=to_ns(fake.sent[seq].time),
+            send_stamp=USER_TIME,
         )
         for seq in (0, 1)
     ]
@@ -520,6 +527,7 @@ async def test_timestamp_reply_gives_the_peers_times_and_the_offset(
             transmit_ms=NOON_MS + 1000 * seq + 7,
             offset_ms=5.0,
             sent_ns=NOON_NS + to_ns(fake.sent[seq].time),
+            send_stamp=USER_TIME,
         )
         for seq in (0, 1)
     ]
@@ -742,6 +750,7 @@ async def test_every_kind_of_result_carries_the_target_it_was_started_for(
             ttl=64,
             target="host.example",
             sent_ns=to_ns(fake.sent[0].time),
+            send_stamp=USER_TIME,
         ),
         PingResult(
             TARGET,

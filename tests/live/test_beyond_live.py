@@ -39,6 +39,7 @@ REQUEST_KEYS = [
     "reason",
     "from",
     "sent_at",
+    "send_stamp",
 ]
 TIMESTAMP_KEYS = ["originate_ms", "receive_ms", "transmit_ms", "offset_ms"]
 SUMMARY_KEYS = [
@@ -180,6 +181,9 @@ def test_json_gives_every_event_type_with_stable_keys(lab: Lab) -> None:
         ("localhost", LOOPBACK, 1),
     ]
     assert all(e["rtt_us"] > 0 and e["ttl"] == 64 and e["error"] is None for e in replies)
+    # Loopback's driver stamps each packet sent: the RTT starts from the kernel's time.
+    assert all(e["send_stamp"] == "driver" for e in replies)
+    assert all(e["send_stamp"] is None for e in requests if e["event"] != "reply")
     # Every request left during this run: its send time, RFC 3339 UTC with microseconds.
     for e in requests:
         sent = datetime.datetime.strptime(e["sent_at"], "%Y-%m-%dT%H:%M:%S.%fZ")

@@ -38,6 +38,7 @@ from trio_ping._engine.sessions import (
 )
 from trio_ping._io.datagrams import Datagram
 from trio_ping._io.icmp_socket import IcmpSocket
+from trio_ping._io.send_stamps import SCM_TSTAMP_SND, SendStamp
 from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping._proto.batching import busy
@@ -46,6 +47,9 @@ from trio_ping._proto.schedule import Schedule
 from trio_ping._proto.timestamps import clock_offset_ms, ms_since_midnight
 from trio_ping._proto.tracker import ANSWERED, Probe, ProbeKey, Tracker, Verdict
 from trio_ping.results import (
+    DRIVER_STAMP,
+    QUEUE_STAMP,
+    USER_TIME,
     PingResult,
     icmp_error_result,
     reply_result,
@@ -73,6 +77,24 @@ EXPIRY_SLACK: Final = 0.005
 # meanwhile.
 _RECEIVE_PAUSE: Final = 0.001
 _RECEIVE_BATCH: Final = 256
+_KEY_MASK: Final = 0xFFFF_FFFF  # transmit-stamp keys are u32 (send_stamps.KEY_MODULUS)
+# Requests waiting for their driver's stamp are looked over, to forget those that ended
+# without one (a device that gives only SCHED, a stamp the full buffer dropped), when
+# their table outgrows twice what it held after the last look, and this at least.
+_STAMP_TABLE_FLOOR: Final = 4096
+# A socket asks for the driver's stamp (SND) alone; if this many of its requests come back
+# answered before any SND has come, its device's driver gives none, and the socket asks
+# for the queueing layer's stamp (SCHED) too. Where the driver stamps, SND is queued before
+# the packet can leave (skb_tx_timestamp in ndo_start_xmit), so before its reply can come
+# and before the read that brings the reply ends (the error queue is read after the
+# datagrams): one answered request without it would be evidence enough, but for a stamp
+# dropped because the error queue's share of the receive buffer was full
+# (sock_queue_err_skb; a reader stalled behind a burst). 32 answered in a row from the
+# start, without one SND, is no such accident. The price of waiting, on a device without
+# SND: 32 RTTs from the user-space send time, as before stamps, once a socket. The price of
+# a wrong fallback: CPU only (a second stamp entry a request, about +5 us; see
+# docs/notes/trust-stamps.md), never an RTT, since SND still wins where it comes.
+SND_PROBATION: Final = 32
 
 
 class _RateCapped(enum.Enum):
@@ -109,6 +131,15 @@ class SocketEngine:
         self._tracker: Tracker[Session] = Tracker()
         self._sessions = Sessions(self._schedule, self._tracker, ipv6=self._ipv6, raw=sock.raw)
         self._settle = self._sessions.settle
+        self._transmit_stamps = sock.transmit_stamps
+        # Requests sent, by transmit-stamp key, until their driver's stamp comes (or they
+        # end: see _forget_ended).
+        self._awaiting_stamp: dict[int, Probe[Session]] = {}
+        self._stamp_table_bound = _STAMP_TABLE_FLOOR
+        # Until the first SND, or the fallback to SCHED (SND_PROBATION): answered requests
+        # without a driver's stamp are counted.
+        self._awaiting_first_snd = self._transmit_stamps and not sock.queue_stamps
+        self._answered_without_snd = 0
         self._handle_batch = self._batch_handler()
         self._pacing = Alarm(sleep_until)  # the sender's: precise, cut short by a start
         self._expiry = Alarm()  # the timeout task's: a deadline, moved by an earlier one
@@ -299,6 +330,11 @@ class SocketEngine:
         deadline = sent_at + session.timeout
         probe = Probe(session, seq, fingerprint, sent_ns, sent_at, deadline)
         self._tracker.add(key, probe)
+        if self._transmit_stamps:
+            awaiting = self._awaiting_stamp
+            awaiting[self._socket.sent_key & _KEY_MASK] = probe
+            if len(awaiting) > self._stamp_table_bound:
+                self._forget_ended(sent_at)
         wake = deadline + EXPIRY_SLACK
         if wake < self._expiry.moment:  # rarely: only a shorter timeout than those before
             self._expiry.bring_forward(wake)
@@ -344,8 +380,18 @@ class SocketEngine:
         on_error = self._on_error
         reads_error_queue = self._socket.reads_error_queue
         take_errors = self._socket.take_errors
+        transmit_stamps = self._transmit_stamps
+        take_stamps = self._socket.take_stamps
+        apply_stamps = self._apply_stamps
 
         def handle_batch(batch: list[Datagram], now: float) -> None:
+            if transmit_stamps:
+                # Before the replies (and the errors): the socket read the stamps after the
+                # datagrams, so every request this batch answers has its own among them
+                # (or lost it).
+                stamps = take_stamps()
+                if stamps:
+                    apply_stamps(stamps)
             if reads_error_queue:
                 for report in take_errors():
                     on_error(report)
@@ -363,6 +409,52 @@ class SocketEngine:
                     on_reply(icmp.EchoReply(*echo), datagram, now)
 
         return handle_batch
+
+    def _apply_stamps(self, stamps: list[SendStamp]) -> None:
+        """Make each stamp its request's send time: the driver's (SND) over the queueing
+        layer's (SCHED), which stands in only until the driver's comes, if it does.
+
+        A stamp earlier than the time its request already has is not that request's: its
+        key was counted before a restart (IcmpSocket._restart_keys), so it is dropped.
+        """
+        awaiting = self._awaiting_stamp
+        driver = False
+        for key, kind, stamp_ns in stamps:
+            probe = awaiting.get(key)
+            if probe is None or stamp_ns < probe.sent_ns:
+                # Its request ended, or was sent before the table knew it; or the stamp
+                # is older than the request now holding its key (a restart's leftover),
+                # and must not take that request's entry away from its own stamp.
+                continue
+            if kind == SCM_TSTAMP_SND:
+                del awaiting[key]
+                driver = True
+                if not probe.settled:
+                    probe.sent_ns = stamp_ns
+                    probe.send_stamp = DRIVER_STAMP
+            elif probe.send_stamp == USER_TIME and not probe.settled:
+                probe.sent_ns = stamp_ns
+                probe.send_stamp = QUEUE_STAMP
+        if driver:
+            self._awaiting_first_snd = False
+
+    def _answered_unstamped(self) -> None:
+        """Count an answered request that had no driver's stamp, while none has come on
+        this socket; at SND_PROBATION, ask the socket for the queueing layer's stamps."""
+        self._answered_without_snd += 1
+        if self._answered_without_snd >= SND_PROBATION:
+            self._awaiting_first_snd = False
+            self._socket.add_queue_stamps()
+
+    def _forget_ended(self, now: float) -> None:
+        """Drop from the stamp table the requests that ended (settled, or past their
+        deadline) before their driver's stamp came."""
+        self._awaiting_stamp = {
+            key: probe
+            for key, probe in self._awaiting_stamp.items()
+            if not probe.settled and probe.deadline > now
+        }
+        self._stamp_table_bound = max(_STAMP_TABLE_FLOOR, 2 * len(self._awaiting_stamp))
 
     def _judge(self, datagram: Datagram, now: float) -> None:
         """Act on one datagram in full: any ICMP message, from any kind of socket."""
@@ -407,6 +499,8 @@ class SocketEngine:
         timestamps: icmp.TimestampReply | None = None,
     ) -> None:
         """Report the reply that settled ``probe``, with a Timestamp Reply's times."""
+        if self._awaiting_first_snd:  # so it has no driver's stamp: none has come yet
+            self._answered_unstamped()
         rtt_us = round_trip_us(probe, datagram.timestamp_ns, now)
         session = probe.owner
         if timestamps is None:
@@ -418,6 +512,7 @@ class SocketEngine:
                 datagram.kernel_timestamp,
                 session.target,
                 probe.sent_ns,
+                probe.send_stamp,
             )
         else:
             result = _timestamp_result(probe, rtt_us, ttl, datagram, timestamps)
@@ -516,11 +611,13 @@ def _timestamp_result(
         offset_ms,
         session.target,
         probe.sent_ns,
+        probe.send_stamp,
     )
 
 
 def round_trip_us(probe: Probe[Session], received_ns: int, now: float) -> int:
-    """The RTT in whole microseconds, from the send time and the kernel's receive stamp.
+    """The RTT in whole microseconds, from the send time (the kernel's transmit stamp
+    where it gave one, ``probe.send_stamp``) and the kernel's receive stamp.
 
     Both stamps are CLOCK_REALTIME. If that clock was stepped between them (NTP, an admin),
     their difference is wrong, and it shows: it is negative, or longer than the time that

@@ -7,7 +7,9 @@ retry. Exactly one task may wait on the descriptor for reading: the pinger's rec
 Times: receive times are the kernel's ``SO_TIMESTAMPNS`` stamps (CLOCK_REALTIME, taken when
 the packet reached the socket, before any scheduling delay); send times are read from the
 same clock immediately before the send call, so an RTT is the difference of two readings
-of one clock.
+of one clock. Where the kernel gives transmit stamps (:attr:`IcmpSocket.transmit_stamps`,
+trio_ping/_io/send_stamps.py), :meth:`IcmpSocket.take_stamps` has the kernel's own send
+time of each packet, on that clock too, keyed by :attr:`IcmpSocket.sent_key`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Final
 import attrs
 import trio
 
-from trio_ping._io import error_queue, socket_options
+from trio_ping._io import error_queue, send_stamps, socket_options
 from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 from trio_ping._proto import icmp
 
@@ -108,6 +110,19 @@ class IcmpSocket:
         datagrams: a datagram socket is never handed the error packets themselves."""
         if self.reads_error_queue:
             error_queue.enable(sock)
+        self._stamp_flags = send_stamps.TX_FLAGS  # the driver's stamp (SND) alone, first
+        self.transmit_stamps = send_stamps.enable(sock, self._stamp_flags)
+        """The kernel stamps every packet sent, on the error queue: :meth:`take_stamps`.
+        False where it cannot (send times are then read in user space only)."""
+        self.queue_stamps = False
+        """The queueing layer's stamps (SCHED) are asked for too (:meth:`add_queue_stamps`),
+        not the driver's alone."""
+        self.sent_key = -1
+        """The ``OPT_ID`` key of the last packet sent, modulo 2**32 (the kernel counts each
+        successful send, from 0; a send that fails takes no key)."""
+        self._stamps: list[send_stamps.SendStamp] = []
+        # One reader for the one queue: transmit stamps and, on a datagram socket, ICMP errors.
+        self._queue = send_stamps.ErrorQueueReader(sock) if self.transmit_stamps else None
         self._errors: list[icmp.ErrorReport] = []
         self._interface: str | None = None
         self._sock = sock
@@ -185,9 +200,37 @@ class IcmpSocket:
             return None
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:
+                self._no_room()
                 return None
             return self._after_refusal(exc, packet, destination, ancillary)
+        self.sent_key += 1
         return sent_ns
+
+    def _no_room(self) -> None:
+        """After ENOBUFS. It is the one refusal that may come after the packet took its
+        transmit-stamp key (a full device queue, which only a socket with ``IP_RECVERR``
+        is told of), so with stamps on the count restarts; every other refusal comes
+        before the packet is built and releases the key it held (``__ip_append_data``,
+        ``__ip6_append_data``), so a send that fails takes no key (:attr:`sent_key`)."""
+        if self.transmit_stamps:
+            self._restart_keys()
+
+    def _restart_keys(self) -> None:
+        """Have the kernel count keys from 0 again: turning ``OPT_ID`` off and on resets
+        its count (``sock_set_timestamping``). A stamp still queued under an old key is
+        earlier than any request sent from now on, which is how the engine tells it."""
+        send_stamps.restart_keys(self._sock, self._stamp_flags)
+        self.sent_key = -1
+
+    def add_queue_stamps(self) -> None:
+        """Ask for the queueing layer's stamp (SCHED) of every packet sent from now on, as
+        well as the driver's: for a device whose driver stamps nothing. The keys count on
+        (:data:`send_stamps.QUEUE_FLAGS`). Nothing changes if the kernel refuses."""
+        if not self.transmit_stamps or self.queue_stamps:
+            return
+        if send_stamps.enable(self._sock, send_stamps.QUEUE_FLAGS):
+            self._stamp_flags = send_stamps.QUEUE_FLAGS
+            self.queue_stamps = True
 
     async def send(
         self, packet: bytes, address: str, ancillary: socket_options.Ancillary = ()
@@ -218,11 +261,14 @@ class IcmpSocket:
                     again = self._after_refusal(exc, packet, destination, ancillary)
                     if again is not None:
                         return again
+                else:
+                    self._no_room()
                 if retries >= _ENOBUFS_RETRIES:
                     raise
                 retries += 1
                 await trio.sleep(_ENOBUFS_BACKOFF)
                 continue
+            self.sent_key += 1
             return sent_ns
 
     def _transmit(
@@ -249,6 +295,9 @@ class IcmpSocket:
         the send is tried again, as often as errors may arrive between two tries; an error
         that comes back every time is the kernel's answer to this packet.
 
+        Each retry the kernel takes counts a transmit-stamp key (:attr:`sent_key`), as an
+        inline send does; the refused tries take none.
+
         Returns:
             The send time of a retry that went through, or None for "not now" (EAGAIN,
             ENOBUFS on a retry).
@@ -265,11 +314,13 @@ class IcmpSocket:
                     return None
                 except OSError as again:
                     if again.errno == errno.ENOBUFS:
+                        self._no_room()
                         return None
                     exc = again
                     if attempt == _PENDING_ERROR_ATTEMPTS or exc.errno not in _ICMP_ERRNOS:
                         break
                 else:
+                    self.sent_key += 1
                     return sent_ns
         if exc.errno == errno.EMSGSIZE:
             raise self._too_long(destination) from None
@@ -307,7 +358,7 @@ class IcmpSocket:
             try:
                 batch = self._reader.read(limit)
             except BlockingIOError:
-                if self.reads_error_queue and self._drain_error_queue():
+                if (self.reads_error_queue or self.transmit_stamps) and self._drain_error_queue():
                     batch = []
                     break
                 await trio.lowlevel.wait_readable(self._sock)
@@ -323,6 +374,11 @@ class IcmpSocket:
                 break
             if batch:  # else every datagram read was too long to be ours: read on
                 break
+        if batch and self._queue is not None:
+            # After the datagrams: a packet's stamps are queued before it leaves (in the
+            # send call itself on veth and loopback), so every request these replies
+            # answer has its stamps in the queue by now.
+            self._drain_error_queue()
         self._owes_checkpoint = not waited
         return batch
 
@@ -331,20 +387,25 @@ class IcmpSocket:
 
         Safe beside a task waiting in :meth:`receive_batch` (only one task may *wait* on
         the descriptor; any may read it). On a socket that :attr:`reads_error_queue`, the
-        error queue is read too: :meth:`take_errors` has its errors.
+        error queue is read too: :meth:`take_errors` has its errors; with
+        :attr:`transmit_stamps`, it is read after the datagrams (on a raw socket too), and
+        :meth:`take_stamps` has the stamps of the requests they answer, as after
+        :meth:`receive_batch`.
 
         Raises:
             trio.ClosedResourceError: the socket was closed.
         """
         if self._closed:
             raise trio.ClosedResourceError("the ICMP socket is closed")
-        if self.reads_error_queue:
+        stamps = self._queue is not None
+        if self.reads_error_queue and not stamps:
             self._drain_error_queue()
         while True:
             try:
                 batch = self._reader.read(limit)
             except BlockingIOError:
-                return []
+                batch = []
+                break
             except OSError:
                 if not self.reads_error_queue:
                     raise
@@ -353,7 +414,12 @@ class IcmpSocket:
                 self._drain_error_queue()
                 continue
             if batch:
-                return batch
+                break
+        if stamps:
+            # After the datagrams, as receive_batch: the stamps of the requests they answer
+            # are queued by now, and so is every ICMP error that came before the read.
+            self._drain_error_queue()
+        return batch
 
     def take_errors(self) -> list[icmp.ErrorReport]:
         """The ICMP errors read from the error queue since the last call (only on a socket
@@ -361,9 +427,26 @@ class IcmpSocket:
         errors, self._errors = self._errors, []
         return errors
 
+    def take_stamps(self) -> list[send_stamps.SendStamp]:
+        """The transmit stamps read from the error queue since the last call, oldest first
+        (only with :attr:`transmit_stamps`). :meth:`receive_batch` reads them after its
+        datagrams, so the requests its replies answer have theirs here by then."""
+        stamps, self._stamps = self._stamps, []
+        return stamps
+
     def _drain_error_queue(self) -> bool:
-        """Move what the error queue holds to :meth:`take_errors`; whether any came."""
-        self._errors.extend(error_queue.read_errors(self._sock))
+        """Move what the error queue holds to :meth:`take_errors` and :meth:`take_stamps`;
+        whether any ICMP error came.
+
+        With transmit stamps on, a raw socket's queue must be drained too: it makes the
+        socket poll EPOLLERR until empty, and its entries take the receive buffer's room.
+        """
+        if self._queue is None:
+            self._errors.extend(error_queue.read_errors(self._sock))
+        else:
+            stamps, errors = self._queue.drain()
+            self._stamps.extend(stamps)
+            self._errors.extend(errors)
         return bool(self._errors)
 
     def decode(self, datagram: Datagram) -> icmp.Message:

@@ -58,13 +58,17 @@ class Probe(Generic[T]):
     fingerprint: bytes
     """Bytes a reply must echo: the echo payload, or the timestamp's originate field."""
     sent_ns: int
-    """When it was sent, in nanoseconds on the receive-timestamp clock (CLOCK_REALTIME)."""
+    """When it was sent, in nanoseconds on the receive-timestamp clock (CLOCK_REALTIME):
+    read just before the send, until the kernel's own stamp of it replaces it."""
     sent_at: float
     """Just before it was sent, on the scheduling clock (monotonic)."""
     deadline: float
     """When it times out, on the scheduling clock."""
     key: ProbeKey = attrs.field(init=False)
     """Where the tracker files it (set by Tracker.add)."""
+    send_stamp: str = attrs.field(default="user", init=False)
+    """Whose time ``sent_ns`` is: ``"user"`` (read before the send), or the kind of
+    kernel transmit stamp that replaced it (the engine's, as PingResult.send_stamp)."""
     settled: bool = attrs.field(default=False, init=False)
     """A reply or an ICMP error has settled it. The tracker keeps it all the same, so that
     a duplicate reply can be told from a stray one, until its deadline or until a new

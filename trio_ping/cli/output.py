@@ -115,8 +115,10 @@ def json_formatter(*, timestamp: bool) -> Formatter:
 
     Every request event has the same keys, null where they do not apply, so a consumer
     never has to test for a key: ``v, event, target, address, seq, rtt_us, ttl, error,
-    reason, from, sent_at`` (the send time, RFC 3339 UTC; null if never sent), and in
-    timestamp mode also ``originate_ms, receive_ms, transmit_ms, offset_ms``.
+    reason, from, sent_at, send_stamp`` (``sent_at``: the send time, RFC 3339 UTC; null if
+    never sent), and in timestamp mode also ``originate_ms, receive_ms, transmit_ms,
+    offset_ms``. ``send_stamp`` (a reply's: whose send time its RTT starts from,
+    PingResult.send_stamp) came later in version 1: a key added, none changed.
     """
 
     def format_json(result: PingResult) -> str:
@@ -132,6 +134,7 @@ def json_formatter(*, timestamp: bool) -> Formatter:
             "reason": result.reason,
             "from": result.reported_by,
             "sent_at": rfc3339(result.sent_ns),
+            "send_stamp": result.send_stamp,
         }
         if timestamp:
             record.update(
