@@ -21,7 +21,14 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from trio_ping._addresses import address_for, is_host_name, normalised, parse_ip, split_zone
+from trio_ping._addresses import (
+    address_for,
+    is_host_name,
+    is_link_local,
+    normalised,
+    parse_ip,
+    split_zone,
+)
 from trio_ping._engine.alarm import SleepUntil
 from trio_ping._engine.engine import SocketEngine
 from trio_ping._engine.sessions import PAYLOAD_SIZE, Session
@@ -35,6 +42,7 @@ from trio_ping._io.socket_options import (
     check_source,
 )
 from trio_ping._proto.rate import TokenBucket
+from trio_ping._quoting import quoted
 from trio_ping.results import PingResult
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
@@ -244,6 +252,10 @@ class Pinger:
             if zone is not None:
                 destination = address_for(address) or destination  # checks the zone's place
                 packed += _scope_id(zone).to_bytes(4, sys.byteorder)  # as Datagram.source
+            elif family == socket.AF_INET6 and is_link_local(packed):
+                # RFC 4007 6: a link-local address means nothing without its link, and its
+                # replies come back with their scope, which a key without one never matches.
+                raise ValueError(f"{address} is link-local: name its interface, {address}%eth0")
             payload_size = _check_request(family, timestamp, size, ttl, tos)
             source_family = self._options.source_family
             if source_family is not None and family != source_family:
@@ -295,14 +307,18 @@ class Pinger:
         if engine is not None:
             return engine
         sock = self._socket_factory(family)
-        self._closers.append(sock.close)
         options = self._options
         if options.any:
-            sock.configure(
-                interface=options.interface,
-                source=options.source if options.source_family == family else None,
-                mtu_discovery=options.mtu_discovery,
-            )
+            try:
+                sock.configure(
+                    interface=options.interface,
+                    source=options.source if options.source_family == family else None,
+                    mtu_discovery=options.mtu_discovery,
+                )
+            except BaseException:
+                sock.close()  # else one more socket for every line that tries again
+                raise
+        self._closers.append(sock.close)
         sleep_until: SleepUntil = trio.sleep_until
         if self._precise_pacing:
             from trio_ping._io.pacing import TimerfdSleeper  # only when it is used
@@ -368,13 +384,21 @@ def _check_request(
 
 
 def _scope_id(zone: str) -> int:
-    """The interface index a zone names (a name, or the index itself)."""
+    """The interface index a zone names (a name, or the index itself).
+
+    Raises:
+        ValueError: no interface has that name, or the index does not fit the 32 bits of
+            ``sin6_scope_id``.
+    """
     if zone.isascii() and zone.isdigit():
-        return int(zone)
+        index = int(zone)
+        if index >= 1 << 32:
+            raise ValueError(f"unknown zone {quoted('%' + zone)}: an interface index fits 32 bits")
+        return index
     try:
         return socket.if_nametoindex(zone)
-    except OSError:
-        raise ValueError(f"unknown zone %{zone}: no such interface") from None
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        raise ValueError(f"unknown zone {quoted('%' + zone)}: no such interface") from None
 
 
 def _socket_options(

@@ -88,7 +88,7 @@ class PingResult:
     """What the caller asked to ping (a host name, or the address as written), when it
     was given; :attr:`address` is what it resolved to."""
     sent_ns: int | None = None
-    """When the request was sent (for SEND_FAILED: tried), ns since the Unix epoch
+    """When the request was sent (None for SEND_FAILED: it never left), ns since the Unix epoch
     (CLOCK_REALTIME): the kernel's transmit stamp where it gave one in time
     (:attr:`send_stamp`), else read just before the send call."""
     send_stamp: str | None = None

@@ -181,8 +181,10 @@ def test_a_reply_from_the_same_link_local_address_on_another_link_answers_nothin
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("fe80::1%nosuch0,1,1", "unknown zone %nosuch0: no such interface"),
+        ("fe80::1%nosuch0,1,1", "unknown zone '%nosuch0': no such interface"),
+        ("fe80::1%4294967296,1,1", "unknown zone '%4294967296': an interface index fits 32 bits"),
         ("127.0.0.1%lo,1,1", "'127.0.0.1%lo': an IPv4 address has no zone"),
+        ("fe80::1,1,1", "fe80::1 is link-local: name its interface, fe80::1%eth0"),
     ],
 )
 def test_a_zone_that_cannot_be_is_a_line_error(line: str, message: str) -> None:

@@ -93,7 +93,7 @@ _STAMP_TABLE_FLOOR: Final = 4096
 # start, without one SND, is no such accident. The price of waiting, on a device without
 # SND: 32 RTTs from the user-space send time, as before stamps, once a socket. The price of
 # a wrong fallback: CPU only (a second stamp entry a request, about +5 us; see
-# docs/notes/trust-stamps.md), never an RTT, since SND still wins where it comes.
+# docs/performance.md), never an RTT, since SND still wins where it comes.
 SND_PROBATION: Final = 32
 
 

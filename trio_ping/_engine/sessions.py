@@ -257,13 +257,19 @@ class Sessions:
         """Stop a session: nothing more is sent, and its results channel is closed."""
         if session.finished:
             return
-        if session.plan is not None:
-            self._schedule.cancel(session.plan)
-        # Every request under the present identifier, at most one round of sequence
-        # numbers back; any older, under an identifier it left, expire on their own (a
-        # finished session takes no result) and block no one meanwhile (claim skips them).
+        plan = session.plan
+        if plan is not None:
+            self._schedule.cancel(plan)
+        # The requests that can still be in flight: those sent within a timeout, a few
+        # more for skipped numbers, under the present identifier. Any others expire on
+        # their own (a finished session takes no result) and block no one meanwhile
+        # (claim skips them): walking a whole round of 65,536 for every session of a
+        # long run would hold the loop for a stop of thousands.
+        recent = _SEQUENCES
+        if plan is not None and plan.interval > 0:
+            recent = min(_SEQUENCES, 2 * (math.ceil(session.timeout / plan.interval) + 2))
         cancel = self._tracker.cancel
-        for wire in range(max(session.wire_start, session.wire - _SEQUENCES), session.wire):
+        for wire in range(max(session.wire_start, session.wire - recent), session.wire):
             cancel(probe_key(session, wire & 0xFFFF), session)
         self._finish(session)
 

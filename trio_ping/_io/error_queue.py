@@ -24,6 +24,7 @@ from typing import Final
 
 import attrs
 
+from trio_ping._addresses import is_link_local
 from trio_ping._proto import icmp
 
 # linux/in.h, linux/in6.h and linux/errqueue.h; Python 3.11 exports none of them.
@@ -77,7 +78,7 @@ def parse_extended_error(data: bytes, *, ipv6: bool) -> ExtendedError | None:
     where = _SOCKADDR_IN6_ADDRESS if ipv6 else _SOCKADDR_IN_ADDRESS
     family = socket.AF_INET6 if ipv6 else socket.AF_INET
     reporter = None
-    if len(offender) >= where.stop and int.from_bytes(offender[:2], "little") == family:
+    if len(offender) >= where.stop and int.from_bytes(offender[:2], sys.byteorder) == family:
         reporter = offender[where]
     return ExtendedError(number, origin, message_type, code, info, reporter)
 
@@ -100,7 +101,7 @@ def read_errors(sock: socket.socket) -> list[icmp.ErrorReport]:
         except BlockingIOError:
             break
         destination = socket.inet_pton(sock.family, address[0].split("%")[0])
-        if ipv6 and destination[0] == 0xFE and destination[1] & 0xC0 == 0x80:
+        if ipv6 and is_link_local(destination):
             destination += address[3].to_bytes(4, sys.byteorder)  # as Datagram.source
         for cmsg_level, cmsg_type, data in control:
             if cmsg_level != level or cmsg_type != kind:

@@ -25,7 +25,7 @@ gives none. On veth and loopback (noqueue, no qdisc) both are queued inside the
 
 SND first. A socket asks for SND alone (:data:`TX_FLAGS`): one entry a request instead
 of two, which halves what the stamps cost (measured at 5,000 x 10 with the whole CLI,
-``python -m benchmarks.cpu_stamps``: see docs/notes/trust-stamps.md). SCHED is asked
+``python -m benchmarks.cpu_stamps``: see docs/performance.md). SCHED is asked
 for (:data:`QUEUE_FLAGS`, the option set again) only on a socket whose requests came
 back answered without a driver's stamp (the engine decides: trio_ping/_engine/engine.py).
 
@@ -68,9 +68,13 @@ import struct
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
+from trio_ping._addresses import is_link_local
 from trio_ping._io import error_queue
 from trio_ping._io.datagrams import SO_TIMESTAMPNS
 from trio_ping._proto import icmp
+
+_SIN6_SCOPE: Final = slice(24, 28)
+"""sin6_scope_id in a struct sockaddr_in6 (after family, port, flowinfo and the address)."""
 
 # linux/net_tstamp.h, asm-generic/socket.h (SO_TIMESTAMPING_OLD: 64-bit time_t on every
 # 64-bit architecture) and linux/errqueue.h; Python 3.11 exports none of them.
@@ -418,6 +422,10 @@ class ErrorQueueReader:
         if namelen < where.stop - name_at:
             return None  # an ICMP error always names the request's destination
         destination = self._names_view[where].tobytes()
+        if ipv6 and is_link_local(destination) and namelen >= _SIN6_SCOPE.stop:
+            # As Datagram.source and the tracker's keys have it: with the link's scope.
+            scope = slice(name_at + _SIN6_SCOPE.start, name_at + _SIN6_SCOPE.stop)
+            destination += self._names_view[scope].tobytes()
         at = slot * _CONTROL_SIZE
         control = self._control_view[at : at + control_size].tobytes()
         quoted_at = slot * max(self._quoted_size, 1)
@@ -439,7 +447,7 @@ class ErrorQueueReader:
                         message_type=error.type,
                         code=error.code,
                         info=error.info,
-                        reporter=error.reporter or destination,
+                        reporter=error.reporter or destination[:16],
                         destination=destination,
                         quoted=quoted,
                     )

@@ -72,7 +72,11 @@ class Probes:
 
     def _start(self, probe: Probe) -> None:
         series = self._metrics.add(probe)
-        receive = self._open_session(probe, series)  # raises here, not in a task
+        try:
+            receive = self._open_session(probe, series)  # raises here, not in a task
+        except BaseException:
+            self._metrics.remove(probe)  # no series for a host that is not pinged
+            raise
         scope = trio.CancelScope()
         self._running[probe] = scope
         self._nursery.start_soon(self._count, probe, series, receive, scope)
