@@ -60,11 +60,13 @@ class Datagram(NamedTuple):
 _new_tuple = tuple.__new__
 
 
-class _Iovec(ctypes.Structure):
+class Iovec(ctypes.Structure):
+    """struct iovec (the layouts here serve every recvmmsg reader of the package)."""
+
     _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
 
 
-class _Msghdr(ctypes.Structure):
+class Msghdr(ctypes.Structure):
     _fields_ = [
         ("name", ctypes.c_void_p),
         ("namelen", ctypes.c_uint32),
@@ -76,14 +78,14 @@ class _Msghdr(ctypes.Structure):
     ]
 
 
-class _Mmsghdr(ctypes.Structure):
-    _fields_ = [("header", _Msghdr), ("length", ctypes.c_uint)]
+class Mmsghdr(ctypes.Structure):
+    _fields_ = [("header", Msghdr), ("length", ctypes.c_uint)]
 
 
-_HEADER_SIZE: Final = ctypes.sizeof(_Mmsghdr)
+_HEADER_SIZE: Final = ctypes.sizeof(Mmsghdr)
 # What the kernel writes back into each mmsghdr: controllen, flags, and the datagram's length.
 _RESULT = struct.Struct(
-    f"@{_Msghdr.controllen.offset}xNi{_Mmsghdr.length.offset - _Msghdr.flags.offset - 4}xI"
+    f"@{Msghdr.controllen.offset}xNi{Mmsghdr.length.offset - Msghdr.flags.offset - 4}xI"
 )
 _CMSG_HEADER = struct.Struct("@Nii")  # struct cmsghdr: length, level, type
 _CMSG_DATA: Final = socket.CMSG_LEN(0)  # where the data starts, after alignment
@@ -120,8 +122,8 @@ class DatagramReader:
         self._data = ctypes.create_string_buffer(SLOT_SIZE * CAPACITY)
         self._control = ctypes.create_string_buffer(CONTROL_SIZE * CAPACITY)
         self._names = ctypes.create_string_buffer(_NAME_SIZE * CAPACITY)
-        self._iovecs = (_Iovec * CAPACITY)()
-        self._headers = (_Mmsghdr * CAPACITY)()
+        self._iovecs = (Iovec * CAPACITY)()
+        self._headers = (Mmsghdr * CAPACITY)()
         for slot in range(CAPACITY):
             self._iovecs[slot].base = ctypes.addressof(self._data) + slot * SLOT_SIZE
             self._iovecs[slot].length = SLOT_SIZE

@@ -70,7 +70,7 @@ from typing import Final, NamedTuple
 
 from trio_ping._addresses import is_link_local
 from trio_ping._io import error_queue
-from trio_ping._io.datagrams import SO_TIMESTAMPNS
+from trio_ping._io.datagrams import SO_TIMESTAMPNS, Iovec, Mmsghdr, Msghdr
 from trio_ping._proto import icmp
 
 _SIN6_SCOPE: Final = slice(24, 28)
@@ -261,32 +261,12 @@ def best_stamps(stamps: Iterable[SendStamp]) -> dict[int, SendStamp]:
     return best
 
 
-class _Iovec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
-
-
-class _Msghdr(ctypes.Structure):
-    _fields_ = [
-        ("name", ctypes.c_void_p),
-        ("namelen", ctypes.c_uint32),
-        ("iov", ctypes.c_void_p),
-        ("iovlen", ctypes.c_size_t),
-        ("control", ctypes.c_void_p),
-        ("controllen", ctypes.c_size_t),
-        ("flags", ctypes.c_int),
-    ]
-
-
-class _Mmsghdr(ctypes.Structure):
-    _fields_ = [("header", _Msghdr), ("length", ctypes.c_uint)]
-
-
-_HEADER_SIZE: Final = ctypes.sizeof(_Mmsghdr)
+_HEADER_SIZE: Final = ctypes.sizeof(Mmsghdr)
 # What the kernel writes back into each mmsghdr: namelen, controllen, flags, length.
 _RESULT: Final = struct.Struct(
-    f"@{_Msghdr.namelen.offset}xI"
-    f"{_Msghdr.controllen.offset - _Msghdr.namelen.offset - 4}xNi"
-    f"{_Mmsghdr.length.offset - _Msghdr.flags.offset - 4}xI"
+    f"@{Msghdr.namelen.offset}xI"
+    f"{Msghdr.controllen.offset - Msghdr.namelen.offset - 4}xNi"
+    f"{Mmsghdr.length.offset - Msghdr.flags.offset - 4}xI"
 )
 
 
@@ -320,8 +300,8 @@ class ErrorQueueReader:
         self._data = ctypes.create_string_buffer(max(quoted, 1) * CAPACITY)
         self._control = ctypes.create_string_buffer(_CONTROL_SIZE * CAPACITY)
         self._names = ctypes.create_string_buffer(_NAME_SIZE * CAPACITY)
-        self._iovecs = (_Iovec * CAPACITY)()
-        self._headers = (_Mmsghdr * CAPACITY)()
+        self._iovecs = (Iovec * CAPACITY)()
+        self._headers = (Mmsghdr * CAPACITY)()
         for slot in range(CAPACITY):
             self._iovecs[slot].base = ctypes.addressof(self._data) + slot * max(quoted, 1)
             self._iovecs[slot].length = quoted
