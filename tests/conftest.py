@@ -14,11 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
+from tests.fakes import NOON_NS, to_ns
 from tests.lab.netns import Lab, lab_context
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,3 +86,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and skipped and exitstatus == 0:
         print(f"\nCI=true: {skipped} test(s) skipped; failing the run")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make CLOCK_REALTIME follow trio's virtual clock from noon, as the fake's stamps do."""
+    real_time_ns = time.time_ns
+
+    def time_ns() -> int:
+        try:
+            return NOON_NS + to_ns(trio.current_time())
+        except RuntimeError:  # outside the trio run
+            return real_time_ns()
+
+    monkeypatch.setattr(time, "time_ns", time_ns)

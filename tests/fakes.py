@@ -41,6 +41,12 @@ SOCKET_IDENT = 0x4242
 _ICMP_HEADER = struct.Struct("!BBHHH")
 
 
+NOON_NS = (20_000 * 86_400 + 12 * 3600) * 1_000_000_000
+"""CLOCK_REALTIME at trio's virtual time 0 under the ``wall_clock`` fixture (tests/conftest.py):
+noon UT, a whole millisecond."""
+NOON_MS = 12 * 3_600_000
+
+
 def to_ns(seconds: float) -> int:
     """A trio time as the fake's nanosecond stamps have it."""
     return int(seconds * 1e9)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime
 import errno
-import time
 
 import pytest
-import trio
 
 from tests.cli.harness import answer, refusing, run_cli
 from tests.fakes import (
+    NOON_MS,
+    NOON_NS,
     Delivery,
     Peer,
     Sent,
@@ -38,25 +38,6 @@ def utc_text(ns: int) -> str:
     moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     moment += datetime.timedelta(microseconds=ns // 1000)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-NOON_NS = (20_000 * 86_400 + 12 * 3600) * 1_000_000_000
-"""CLOCK_REALTIME at virtual time 0 in the timestamp tests: noon UT, a whole millisecond."""
-NOON_MS = 12 * 3_600_000
-
-
-@pytest.fixture
-def wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make CLOCK_REALTIME follow trio's virtual clock from noon, as the fake's stamps do."""
-    real_time_ns = time.time_ns
-
-    def time_ns() -> int:
-        try:
-            return NOON_NS + to_ns(trio.current_time())
-        except RuntimeError:  # outside the trio run
-            return real_time_ns()
-
-    monkeypatch.setattr(time, "time_ns", time_ns)
 
 
 # CSV -------------------------------------------------------------------------------------

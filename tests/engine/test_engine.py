@@ -11,7 +11,6 @@ import errno
 import math
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -34,6 +33,8 @@ from tests.engine.helpers import (
 )
 from tests.fakes import (
     LOCAL,
+    NOON_MS,
+    NOON_NS,
     Delivery,
     FakeIcmpSocket,
     Peer,
@@ -469,24 +470,6 @@ async def test_ipv6_uses_an_icmpv6_socket(autojump_clock: trio.testing.MockClock
 
 
 # Timestamp mode ------------------------------------------------------------------------
-
-NOON_NS = (20_000 * 86_400 + 12 * 3600) * 1_000_000_000
-"""CLOCK_REALTIME at trio's virtual time 0 in these tests: noon UT, a whole millisecond."""
-NOON_MS = 12 * 3_600_000
-
-
-@pytest.fixture
-def wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make CLOCK_REALTIME follow trio's virtual clock from noon, as the fake's stamps do."""
-    real_time_ns = time.time_ns
-
-    def time_ns() -> int:
-        try:
-            return NOON_NS + to_ns(trio.current_time())
-        except RuntimeError:  # outside the trio run
-            return real_time_ns()
-
-    monkeypatch.setattr(time, "time_ns", time_ns)
 
 
 def timestamp_peer(

@@ -123,16 +123,19 @@ class _Parser(argparse.ArgumentParser):
             self._env.stderr.flush()
 
 
-def _positive_seconds(text: str) -> float:
+def _positive(text: str, unit: str) -> float:
+    """``text`` as a positive, finite number of ``unit``, or argparse's error saying so."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(
-            f"must be a positive number of seconds, got {quoted(text)}"
-        )
+        raise argparse.ArgumentTypeError(f"must be a positive number of {unit}, got {quoted(text)}")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _positive(text, "seconds")
 
 
 def _whole(text: str, lowest: int, highest: int) -> int:
@@ -155,15 +158,7 @@ def _whole(text: str, lowest: int, highest: int) -> int:
 
 
 def _positive_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(
-            f"must be a positive number of requests a second, got {quoted(text)}"
-        )
-    return value
+    return _positive(text, "requests a second")
 
 
 def _size(text: str) -> int:
