@@ -32,7 +32,8 @@ CAPACITY: Final = 256
 SLOT_SIZE: Final = 2048
 CONTROL_SIZE: Final = 64
 """Room for a timestamp and a TTL or hop limit: CMSG_SPACE(16) + CMSG_SPACE(4) is 56."""
-_NAME_SIZE: Final = 28  # sizeof(struct sockaddr_in6), the larger of the two
+NAME_SIZE: Final = 28
+"""sizeof(struct sockaddr_in6), the larger of the two families' addresses."""
 
 _MSG_DONTWAIT: Final = 0x40
 _MSG_TRUNC: Final = 0x20
@@ -82,7 +83,7 @@ class Mmsghdr(ctypes.Structure):
     _fields_ = [("header", Msghdr), ("length", ctypes.c_uint)]
 
 
-_HEADER_SIZE: Final = ctypes.sizeof(Mmsghdr)
+HEADER_SIZE: Final = ctypes.sizeof(Mmsghdr)
 # What the kernel writes back into each mmsghdr: controllen, flags, and the datagram's length.
 _RESULT = struct.Struct(
     f"@{Msghdr.controllen.offset}xNi{Mmsghdr.length.offset - Msghdr.flags.offset - 4}xI"
@@ -95,22 +96,31 @@ _STAMP_ONLY = struct.Struct(f"@Nii{_CMSG_DATA - _CMSG_HEADER.size}xqq")
 _STAMP_ONLY_SIZE: Final = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
-class DatagramReader:
-    """Reads the datagrams queued on one socket, up to :data:`CAPACITY` per system call.
+class RecvmmsgSlots:
+    """The buffers of one recvmmsg(2) reader, and the call that fills them.
 
-    Owns its buffers: one reader per socket, used by one task at a time.
+    ``capacity`` slots, each with room for ``data_size`` bytes of datagram,
+    ``control_size`` of control messages and :data:`NAME_SIZE` of address, read through
+    the byte views (slot ``i`` starts at ``i`` times the room, and at ``i *``
+    :data:`HEADER_SIZE` in :attr:`header_view`). The datagram reader here and the
+    error-queue reader (send_stamps.py) differ only in these sizes and the flags they
+    read with.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
-        """Read from ``sock`` (AF_INET or AF_INET6); its blocking mode does not matter."""
+    def __init__(
+        self,
+        sock: socket.socket,
+        capacity: int,
+        data_size: int,
+        control_size: int,
+        *,
+        names: bool,
+    ) -> None:
+        """Slots for ``sock``; ``names``: whether the kernel writes each sender's address
+        (into :data:`NAME_SIZE` bytes a slot)."""
         self._fd = sock.fileno()
-        self._ipv6 = sock.family == socket.AF_INET6
-        # A raw IPv4 socket delivers the IP header, and the address the kernel would write
-        # into msg_name is the header's own source (raw_recvmsg copies it from there):
-        # read it from the header and have the kernel write no address at all.
-        self._source_in_header = sock.family == socket.AF_INET and sock.type == socket.SOCK_RAW
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._recvmmsg = self._libc.recvmmsg
+        self._capacity = capacity
+        self._recvmmsg = ctypes.CDLL(None, use_errno=True).recvmmsg
         self._recvmmsg.argtypes = [
             ctypes.c_int,
             ctypes.c_void_p,
@@ -119,31 +129,73 @@ class DatagramReader:
             ctypes.c_void_p,
         ]
         self._recvmmsg.restype = ctypes.c_int
-        self._data = ctypes.create_string_buffer(SLOT_SIZE * CAPACITY)
-        self._control = ctypes.create_string_buffer(CONTROL_SIZE * CAPACITY)
-        self._names = ctypes.create_string_buffer(_NAME_SIZE * CAPACITY)
-        self._iovecs = (Iovec * CAPACITY)()
-        self._headers = (Mmsghdr * CAPACITY)()
-        for slot in range(CAPACITY):
-            self._iovecs[slot].base = ctypes.addressof(self._data) + slot * SLOT_SIZE
-            self._iovecs[slot].length = SLOT_SIZE
+        stride = max(data_size, 1)
+        self._data = ctypes.create_string_buffer(stride * capacity)
+        self._control = ctypes.create_string_buffer(control_size * capacity)
+        self._names = ctypes.create_string_buffer(NAME_SIZE * capacity)
+        self._iovecs = (Iovec * capacity)()
+        self._headers = (Mmsghdr * capacity)()
+        for slot in range(capacity):
+            self._iovecs[slot].base = ctypes.addressof(self._data) + slot * stride
+            self._iovecs[slot].length = data_size
             header = self._headers[slot].header
-            if not self._source_in_header:
-                header.name = ctypes.addressof(self._names) + slot * _NAME_SIZE
-                header.namelen = _NAME_SIZE
+            if names:
+                header.name = ctypes.addressof(self._names) + slot * NAME_SIZE
+                header.namelen = NAME_SIZE
             header.iov = ctypes.addressof(self._iovecs[slot])
             header.iovlen = 1
-            header.control = ctypes.addressof(self._control) + slot * CONTROL_SIZE
-            header.controllen = CONTROL_SIZE
+            header.control = ctypes.addressof(self._control) + slot * control_size
+            header.controllen = control_size
         # The kernel overwrites namelen and controllen in each slot it fills: a copy of
         # the headers as set up here restores them before the next call.
         self._pristine = bytes(self._headers)
-        self._header_view = memoryview(self._headers).cast("B")
-        self._data_view = memoryview(self._data).cast("B")
-        self._control_view = memoryview(self._control).cast("B")
-        self._names_view = memoryview(self._names).cast("B")
-        self._filled = CAPACITY
+        self.header_view: Final = memoryview(self._headers).cast("B")
+        """Each slot's struct mmsghdr, :data:`HEADER_SIZE` bytes apart."""
+        self.data_view: Final = memoryview(self._data).cast("B")
+        self.control_view: Final = memoryview(self._control).cast("B")
+        self.names_view: Final = memoryview(self._names).cast("B")
+        self._filled = capacity
         self._headers_address = ctypes.addressof(self._headers)
+
+    def receive(self, limit: int, flags: int) -> int:
+        """Fill up to ``limit`` slots (at most the capacity) with one recvmmsg call;
+        how many it filled. A call interrupted by a signal is made again.
+
+        Raises:
+            BlockingIOError: nothing is queued (with ``MSG_DONTWAIT`` in ``flags``).
+            OSError: the kernel reports another error.
+        """
+        used = self._filled * HEADER_SIZE
+        self.header_view[:used] = self._pristine[:used]
+        self._filled = 0
+        while True:
+            count: int = self._recvmmsg(
+                self._fd, self._headers_address, min(limit, self._capacity), flags, None
+            )
+            if count >= 0:
+                self._filled = count
+                return count
+            code = ctypes.get_errno()
+            if code != errno.EINTR:
+                raise OSError(code, os.strerror(code))  # BlockingIOError for EAGAIN
+
+
+class DatagramReader:
+    """Reads the datagrams queued on one socket, up to :data:`CAPACITY` per system call.
+
+    Owns its buffers: one reader per socket, used by one task at a time.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        """Read from ``sock`` (AF_INET or AF_INET6); its blocking mode does not matter."""
+        self._ipv6 = sock.family == socket.AF_INET6
+        # A raw IPv4 socket delivers the IP header, and the address the kernel would write
+        # into msg_name is the header's own source (raw_recvmsg copies it from there):
+        # read it from the header and have the kernel write no address at all.
+        self._source_in_header = sock.family == socket.AF_INET and sock.type == socket.SOCK_RAW
+        self._slots = RecvmmsgSlots(
+            sock, CAPACITY, SLOT_SIZE, CONTROL_SIZE, names=not self._source_in_header
+        )
 
     def read(self, limit: int = CAPACITY) -> list[Datagram]:
         """The datagrams queued now, oldest first, at most ``limit`` (and CAPACITY).
@@ -152,30 +204,19 @@ class DatagramReader:
             BlockingIOError: nothing is queued.
             OSError: the kernel reports an error on the socket.
         """
-        used = self._filled * _HEADER_SIZE
-        self._header_view[:used] = self._pristine[:used]
-        self._filled = 0
-        while True:
-            count = self._recvmmsg(
-                self._fd, self._headers_address, min(limit, CAPACITY), _MSG_DONTWAIT, None
-            )
-            if count >= 0:
-                break
-            code = ctypes.get_errno()
-            if code != errno.EINTR:
-                raise OSError(code, os.strerror(code))
-        self._filled = count
+        slots = self._slots
+        count = slots.receive(limit, _MSG_DONTWAIT)
         unpack_result = _RESULT.unpack_from
         unpack_stamp = _STAMP_ONLY.unpack_from
-        headers, data, control = self._header_view, self._data_view, self._control_view
-        names = self._names_view
+        headers, data, control = slots.header_view, slots.data_view, slots.control_view
+        names = slots.names_view
         name_offset, address_size = (8, 16) if self._ipv6 else (4, 4)
         source_in_header = self._source_in_header
         ipv6 = self._ipv6
         batch: list[Datagram] = []
         append = batch.append
         for slot in range(count):
-            control_size, flags, size = unpack_result(headers, slot * _HEADER_SIZE)
+            control_size, flags, size = unpack_result(headers, slot * HEADER_SIZE)
             if flags & _MSG_TRUNC:
                 continue  # longer than anything meant for us
             start = slot * SLOT_SIZE
@@ -183,7 +224,7 @@ class DatagramReader:
             if source_in_header:
                 source = packet[12:16]
             else:
-                name = slot * _NAME_SIZE + name_offset
+                name = slot * NAME_SIZE + name_offset
                 source = names[name : name + address_size].tobytes()
                 if ipv6 and names[name] == 0xFE and names[name + 1] & 0xC0 == 0x80:
                     # Link-local (fe80::/10): the address means something only on its link,

@@ -60,9 +60,7 @@ Cost: 3.8 to 5.5 us a request, user + sys, about 1.6 us of it in user space
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import os
 import socket
 import struct
 from collections.abc import Iterable
@@ -70,7 +68,14 @@ from typing import Final, NamedTuple
 
 from trio_ping._addresses import is_link_local
 from trio_ping._io import error_queue
-from trio_ping._io.datagrams import SO_TIMESTAMPNS, Iovec, Mmsghdr, Msghdr
+from trio_ping._io.datagrams import (
+    HEADER_SIZE,
+    NAME_SIZE,
+    SO_TIMESTAMPNS,
+    Mmsghdr,
+    Msghdr,
+    RecvmmsgSlots,
+)
 from trio_ping._proto import icmp
 
 _SIN6_SCOPE: Final = slice(24, 28)
@@ -118,7 +123,6 @@ DRAIN_BOUND: Final = 4096
 the socket polling EPOLLERR), so a flood cannot hold up the other tasks."""
 _QUOTED_SIZE: Final = 2048  # an ICMP error's quoted request (datagram sockets only)
 _CONTROL_SIZE: Final = 256  # 144 (IPv4) or 160 (IPv6) for a stamp; the same for an error
-_NAME_SIZE: Final = 28  # sizeof(struct sockaddr_in6)
 _MSG_DONTWAIT: Final = 0x40
 _MSG_CTRUNC: Final = 0x08
 
@@ -261,7 +265,6 @@ def best_stamps(stamps: Iterable[SendStamp]) -> dict[int, SendStamp]:
     return best
 
 
-_HEADER_SIZE: Final = ctypes.sizeof(Mmsghdr)
 # What the kernel writes back into each mmsghdr: namelen, controllen, flags, length.
 _RESULT: Final = struct.Struct(
     f"@{Msghdr.namelen.offset}xI"
@@ -281,45 +284,12 @@ class ErrorQueueReader:
     def __init__(self, sock: socket.socket) -> None:
         """Read ``sock``'s error queue (AF_INET or AF_INET6); its blocking mode does not
         matter."""
-        self._fd = sock.fileno()
-        self._family = sock.family
         self._ipv6 = sock.family == socket.AF_INET6
         # Only a datagram socket with IP_RECVERR queues ICMP errors, whose quoted request
         # we need; a stamp has no payload (OPT_TSONLY) and a raw socket gets nothing else.
         quoted = _QUOTED_SIZE if sock.type == socket.SOCK_DGRAM else 0
         self._quoted_size = quoted
-        self._recvmmsg = ctypes.CDLL(None, use_errno=True).recvmmsg
-        self._recvmmsg.argtypes = [
-            ctypes.c_int,
-            ctypes.c_void_p,
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_void_p,
-        ]
-        self._recvmmsg.restype = ctypes.c_int
-        self._data = ctypes.create_string_buffer(max(quoted, 1) * CAPACITY)
-        self._control = ctypes.create_string_buffer(_CONTROL_SIZE * CAPACITY)
-        self._names = ctypes.create_string_buffer(_NAME_SIZE * CAPACITY)
-        self._iovecs = (Iovec * CAPACITY)()
-        self._headers = (Mmsghdr * CAPACITY)()
-        for slot in range(CAPACITY):
-            self._iovecs[slot].base = ctypes.addressof(self._data) + slot * max(quoted, 1)
-            self._iovecs[slot].length = quoted
-            header = self._headers[slot].header
-            header.name = ctypes.addressof(self._names) + slot * _NAME_SIZE
-            header.namelen = _NAME_SIZE
-            header.iov = ctypes.addressof(self._iovecs[slot])
-            header.iovlen = 1
-            header.control = ctypes.addressof(self._control) + slot * _CONTROL_SIZE
-            header.controllen = _CONTROL_SIZE
-        # The kernel overwrites namelen and controllen in each slot it fills.
-        self._pristine = bytes(self._headers)
-        self._header_view = memoryview(self._headers).cast("B")
-        self._control_view = memoryview(self._control).cast("B")
-        self._data_view = memoryview(self._data).cast("B")
-        self._names_view = memoryview(self._names).cast("B")
-        self._headers_address = ctypes.addressof(self._headers)
-        self._filled = CAPACITY
+        self._slots = RecvmmsgSlots(sock, CAPACITY, quoted, _CONTROL_SIZE, names=True)
 
     def drain(self, bound: int = DRAIN_BOUND) -> tuple[list[SendStamp], list[icmp.ErrorReport]]:
         """What the error queue holds now (up to about ``bound`` entries), oldest first:
@@ -343,25 +313,10 @@ class ErrorQueueReader:
         return stamps, errors
 
     def _read_once(self) -> int:
-        used = self._filled * _HEADER_SIZE
-        self._header_view[:used] = self._pristine[:used]
-        self._filled = 0
-        while True:
-            count: int = self._recvmmsg(
-                self._fd,
-                self._headers_address,
-                CAPACITY,
-                error_queue.MSG_ERRQUEUE | _MSG_DONTWAIT,
-                None,
-            )
-            if count >= 0:
-                self._filled = count
-                return count
-            code = ctypes.get_errno()
-            if code in (errno.EAGAIN, errno.EWOULDBLOCK):
-                return 0
-            if code != errno.EINTR:
-                raise OSError(code, os.strerror(code))
+        try:
+            return self._slots.receive(CAPACITY, error_queue.MSG_ERRQUEUE | _MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
 
     def _parse(self, count: int, stamps: list[SendStamp], errors: list[icmp.ErrorReport]) -> None:
         ipv6 = self._ipv6
@@ -370,10 +325,10 @@ class ErrorQueueReader:
         expected = _expected(ipv6)
         from_fields = _stamp_from_fields
         unpack_result = _RESULT.unpack_from
-        headers, control = self._header_view, self._control_view
+        headers, control = self._slots.header_view, self._slots.control_view
         append = stamps.append
         for slot in range(count):
-            namelen, control_size, flags, length = unpack_result(headers, slot * _HEADER_SIZE)
+            namelen, control_size, flags, length = unpack_result(headers, slot * HEADER_SIZE)
             at = slot * _CONTROL_SIZE
             if control_size == size and not flags & _MSG_CTRUNC:
                 stamp = from_fields(unpack_stamp(control, at), expected)
@@ -397,19 +352,20 @@ class ErrorQueueReader:
         origin = error_queue.SO_EE_ORIGIN_ICMP6 if ipv6 else error_queue.SO_EE_ORIGIN_ICMP
         level = socket.IPPROTO_IPV6 if ipv6 else socket.IPPROTO_IP
         kind = error_queue.IPV6_RECVERR if ipv6 else error_queue.IP_RECVERR
-        name_at = slot * _NAME_SIZE
+        name_at = slot * NAME_SIZE
         where = slice(name_at + 8, name_at + 24) if ipv6 else slice(name_at + 4, name_at + 8)
         if namelen < where.stop - name_at:
             return None  # an ICMP error always names the request's destination
-        destination = self._names_view[where].tobytes()
+        slots = self._slots
+        destination = slots.names_view[where].tobytes()
         if ipv6 and is_link_local(destination) and namelen >= _SIN6_SCOPE.stop:
             # As Datagram.source and the tracker's keys have it: with the link's scope.
             scope = slice(name_at + _SIN6_SCOPE.start, name_at + _SIN6_SCOPE.stop)
-            destination += self._names_view[scope].tobytes()
+            destination += slots.names_view[scope].tobytes()
         at = slot * _CONTROL_SIZE
-        control = self._control_view[at : at + control_size].tobytes()
+        control = slots.control_view[at : at + control_size].tobytes()
         quoted_at = slot * max(self._quoted_size, 1)
-        quoted = self._data_view[quoted_at : quoted_at + min(length, self._quoted_size)].tobytes()
+        quoted = slots.data_view[quoted_at : quoted_at + min(length, self._quoted_size)].tobytes()
         offset = 0
         while offset + _CMSG_HEADER.size <= len(control):
             c_length, c_level, c_kind = _CMSG_HEADER.unpack_from(control, offset)
