@@ -154,11 +154,17 @@ class FakeIcmpSocket(IcmpSocket):
         self.receiver_stalled_until = -math.inf
         """Until this virtual time, receive_batch returns nothing: the receiving task is
         held up (a process stopped, an event loop blocked) while replies wait in the socket."""
+        self.largest_payload = 0
+        """The largest payload fit_replies was told of: replies to it must be read whole."""
         self._tries = 0
         self._pending: list[tuple[float, int, Datagram | icmp.ErrorReport]] = []
         self._errors: list[icmp.ErrorReport] = []
         self._order = itertools.count()
         self._lot = trio.lowlevel.ParkingLot()
+
+    def fit_replies(self, payload_size: int) -> None:
+        """Record the size (the fake's replies are never cut short)."""
+        self.largest_payload = max(self.largest_payload, payload_size)
 
     def fileno(self) -> int:
         """There is none: the fake is never waited on directly."""

@@ -126,3 +126,22 @@ def test_a_raw_ipv4_reader_takes_the_source_from_the_header_as_the_kernel_does(
         socket.inet_aton("127.0.0.2"),
         socket.inet_aton(peer),
     }
+
+
+def test_a_datagram_longer_than_a_slot_is_skipped_until_the_reader_fits_it() -> None:
+    # 5,000 bytes do not fit the default 2,048-byte slot (MSG_TRUNC: skipped); once
+    # fitted, the same datagram comes back whole, and a shorter one beside it too.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        reader = DatagramReader(sock)
+        long, short = bytes(range(256)) * 19 + b"tail", b"short"
+        sock.sendto(long, sock.getsockname())
+        sock.sendto(short, sock.getsockname())
+        assert [datagram.data for datagram in reader.read()] == [short]
+        reader.fit(len(long))
+        reader.fit(100)  # never shrinks
+        assert reader.slot_size == len(long)
+        sock.sendto(long, sock.getsockname())
+        sock.sendto(short, sock.getsockname())
+        assert [datagram.data for datagram in reader.read()] == [long, short]

@@ -137,6 +137,26 @@ def test_a_request_larger_than_the_mtu_leaves_in_fragments(lab: Lab) -> None:
     assert any("offset 1480," in line and "length 548" in line for line in outgoing), lines
 
 
+@pytest.mark.parametrize(
+    ("target", "size"),
+    [
+        (a.answering(36), 3000),
+        (a.answering(37), 65507),
+        (a.answering6(36), 3000),
+        (a.answering6(37), 65527),
+    ],
+    ids=["ipv4-3000", "ipv4-largest", "ipv6-3000", "ipv6-largest"],
+)
+def test_a_reply_larger_than_the_default_read_room_is_answered(
+    lab: Lab, target: str, size: int
+) -> None:
+    # The reader's slots hold 2,048 bytes until a session needs more: these replies are
+    # longer, and the largest a family allows (an IP datagram of 65,535 bytes) as well.
+    outcome = run_trio_ping(lab, "-s", str(size), "--timeout", "2", f"{target},2,10")
+    assert outcome.status == 0, outcome.stderr
+    assert [row.rtt_us > 0 for row in outcome.rows] == [True, True]
+
+
 @pytest.mark.parametrize("size", [0, 9, 13])
 def test_a_payload_shorter_than_the_head_is_answered(lab: Lab, size: int) -> None:
     outcome = run_trio_ping(lab, "-s", str(size), f"{a.answering(35)},2,10")

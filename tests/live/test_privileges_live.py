@@ -82,6 +82,16 @@ def test_datagram_socket_pings_when_the_sysctl_allows(datagram_sockets_allowed: 
     assert [row.rtt_us for row in groups[silent(1)]] == [-1]
 
 
+@pytest.mark.parametrize("target", [answering(3), answering6(3)], ids=["ipv4", "ipv6"])
+def test_a_datagram_socket_reads_large_replies_whole(
+    datagram_sockets_allowed: Lab, target: str
+) -> None:
+    # A datagram socket hands over no IP header: its reader's room is 8 + the payload.
+    outcome = _as_nobody(datagram_sockets_allowed, "-s", "4000", "--timeout", "2", f"{target},2,10")
+    assert outcome.status == 0, outcome.stderr
+    assert [row.rtt_us > 0 for row in outcome.rows] == [True, True]
+
+
 def test_timestamp_requests_need_a_raw_socket(datagram_sockets_allowed: Lab) -> None:
     outcome = _as_nobody(datagram_sockets_allowed, "--timestamp", f"{answering(1)},1,1")
     assert outcome.status == 2

@@ -194,6 +194,8 @@ class SocketEngine:
                 carries only Echo.
         """
         start = self._now()
+        if not timestamp:
+            self._socket.fit_replies(size)
         session = self._sessions.start(
             address,
             packed,

@@ -8,9 +8,12 @@ one call, and each slot is read with two ``unpack_from`` calls: 5,600 instructio
 time, system calls included, 2.0 us a datagram against 2.8 with 128 queued
 (benchmarks/micro.py: recvmmsg_vs_recvmsg_into, Python 3.11.7, on loopback UDP).
 
-Each slot has :data:`SLOT_SIZE` bytes for the datagram. That is more than anything that
-can be meant for us (our replies are 84 bytes, IPv4 errors quote at most 576, IPv6
-errors fit in 1,280); a longer one comes back with ``MSG_TRUNC`` and is skipped.
+Each slot has :data:`SLOT_SIZE` bytes for the datagram: room for a default reply (84
+bytes), any IPv4 error (an error quotes at most 576 bytes, RFC 1812 4.3.2.3) and any
+IPv6 one (at most 1,280, RFC 4443 2.4 (c)). A session that sends larger requests has
+the slots grown to fit its replies (:meth:`DatagramReader.fit`); anything longer than a
+slot comes back with ``MSG_TRUNC`` and is skipped, as nothing we sent can be answered
+by it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ SO_TIMESTAMPNS: Final = 35
 CAPACITY: Final = 256
 """Datagrams one call can return."""
 SLOT_SIZE: Final = 2048
+"""A slot's room for one datagram, until a session needs more."""
+BUFFER_LIMIT: Final = 2 * 1024 * 1024
+"""Bytes of slots grown for large replies may take: fewer slots as each grows (a slot
+for a 65,507-byte IPv4 payload leaves 31), never fewer than one."""
 CONTROL_SIZE: Final = 64
 """Room for a timestamp and a TTL or hop limit: CMSG_SPACE(16) + CMSG_SPACE(4) is 56."""
 NAME_SIZE: Final = 28
@@ -193,8 +200,28 @@ class DatagramReader:
         # into msg_name is the header's own source (raw_recvmsg copies it from there):
         # read it from the header and have the kernel write no address at all.
         self._source_in_header = sock.family == socket.AF_INET and sock.type == socket.SOCK_RAW
-        self._slots = RecvmmsgSlots(
-            sock, CAPACITY, SLOT_SIZE, CONTROL_SIZE, names=not self._source_in_header
+        self._sock = sock
+        self._slot_size = SLOT_SIZE
+        self._slots = self._make_slots()
+
+    @property
+    def slot_size(self) -> int:
+        """The longest datagram a read returns; longer ones are skipped."""
+        return self._slot_size
+
+    def fit(self, size: int) -> None:
+        """Make room for datagrams of ``size`` bytes from now on (the largest reply a
+        session can get): the slots grow, never shrink, and are fewer as they grow
+        (:data:`BUFFER_LIMIT`). Not during a :meth:`read`."""
+        if size > self._slot_size:
+            self._slot_size = size
+            self._slots = self._make_slots()
+
+    def _make_slots(self) -> RecvmmsgSlots:
+        size = self._slot_size
+        capacity = CAPACITY if size == SLOT_SIZE else max(1, min(CAPACITY, BUFFER_LIMIT // size))
+        return RecvmmsgSlots(
+            self._sock, capacity, size, CONTROL_SIZE, names=not self._source_in_header
         )
 
     def read(self, limit: int = CAPACITY) -> list[Datagram]:
@@ -213,13 +240,14 @@ class DatagramReader:
         name_offset, address_size = (8, 16) if self._ipv6 else (4, 4)
         source_in_header = self._source_in_header
         ipv6 = self._ipv6
+        slot_size = self._slot_size
         batch: list[Datagram] = []
         append = batch.append
         for slot in range(count):
             control_size, flags, size = unpack_result(headers, slot * HEADER_SIZE)
             if flags & _MSG_TRUNC:
                 continue  # longer than anything meant for us
-            start = slot * SLOT_SIZE
+            start = slot * slot_size
             packet = data[start : start + size].tobytes()
             if source_in_header:
                 source = packet[12:16]

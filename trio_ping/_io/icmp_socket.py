@@ -27,6 +27,8 @@ from trio_ping._io import error_queue, send_stamps, socket_options
 from trio_ping._io.datagrams import CAPACITY, SO_TIMESTAMPNS, Datagram, DatagramReader
 from trio_ping._proto import icmp
 
+_MAX_IPV4_HEADER: Final = 60
+
 # Linux asm-generic/socket.h and linux/in.h; Python 3.11 does not export them.
 SO_RCVBUFFORCE: Final = 33
 IP_RECVTTL: Final = 12
@@ -151,6 +153,13 @@ class IcmpSocket:
             raise SocketPermissionError(
                 f"cannot open an ICMP socket ({exc.strerror}): {_HOW_TO_ALLOW}"
             ) from None
+
+    def fit_replies(self, payload_size: int) -> None:
+        """Read replies to requests of ``payload_size`` payload bytes whole from now on:
+        the reader's slots grow to the largest such reply (on a raw IPv4 socket with its
+        IP header, which options make up to 60 bytes, RFC 791 3.1)."""
+        header = _MAX_IPV4_HEADER if self.raw_ipv4 else 0
+        self._reader.fit(header + icmp.HEADER_LENGTH + payload_size)
 
     def fileno(self) -> int:
         """The descriptor, for trio's wait functions."""
