@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.measure import Measured, run_measured
@@ -27,6 +27,8 @@ class Bench:
     """The environment every child gets."""
     wrapper_cpu_s: float = 0.0
     """CPU time of ``ip netns exec`` + GNU time alone, taken off each measured run."""
+    fping_per_echo_us: dict[str, float] = field(default_factory=dict)
+    """fping's CPU an echo in each batch case it ran, for the cases compared with it."""
 
     def in_client(self, argv: Sequence[str]) -> list[str]:
         """``argv`` to run inside the lab's client namespace."""

@@ -2,8 +2,9 @@
 
 Cases (all by default):
 
-- a, b, c (issue 3): trio-ping beside fping on 10,000 x 1, 5,000 x 10 and 20,000 x 10
-  requests to distinct addresses of the kernel peer;
+- a, b, c, h (issues 3 and 18): trio-ping beside fping on 10,000 x 1, 5,000 x 10 and
+  20,000 x 10 requests to distinct addresses of the kernel peer, and trio-ping alone on
+  100,000 x 10 (100,000 requests a second), judged by the speed issue's targets;
 - d, e, f (issue 6): RTT beside iputils ping, pacing seen by tcpdump, start-up time;
 - g (issue 17): the exporter's soak, 10,000 hosts at 1 s for 5 minutes.
 
@@ -39,6 +40,7 @@ CASES: dict[str, str] = {
     "a": f"burst: 10,000 targets x 1 echo, trio-ping vs fping -c1 -i0, {ROUNDS} rounds each",
     "b": f"5,000 x 10 @ 1000 ms, trio-ping vs fping -c10 -p1000 -i0, {ROUNDS} rounds each",
     "c": f"20,000 x 10 @ 1000 ms, trio-ping (fping refuses: seq limit), {ROUNDS} rounds each",
+    "h": f"100,000 x 10 @ 1000 ms: 100,000 requests a second, trio-ping alone, {ROUNDS} rounds",
     "d": "RTT: trio-ping vs iputils ping -c 10 -i 0.01, interleaved 3 times, each against tcpdump",
     "e": "pacing: tcpdump sees 10 requests at 1 ms, 3 runs",
     "f": "start-up: trio-ping 127.0.0.1,1,1 vs python -c 'import trio'",
@@ -48,6 +50,7 @@ _ALIASES = {
     "burst": "a",
     "many": "b",
     "scale": "c",
+    "100k": "h",
     "rtt": "d",
     "pacing": "e",
     "startup": "f",
@@ -74,7 +77,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "cases",
         nargs="*",
         metavar="CASE",
-        help="a-g (or burst, many, scale, rtt, pacing, startup, soak); default: all",
+        help="a-h (or burst, many, scale, 100k, rtt, pacing, startup, soak); default: all",
     )
     arguments = parser.parse_args(argv)
     chosen: list[str] = []
@@ -233,6 +236,6 @@ def results_page(header: Sequence[str], rendered: str) -> str:
         "itself and\nreplaced by the next one. How to read it, and how the figures have "
         "moved:\n[docs/performance.md](../docs/performance.md).\n\n"
         "```\n" + "\n".join(header) + "\n```\n\n"
-        "Cases a to c run three rounds, trio-ping then fping each time; each program's "
+        "Cases a to c and h run three rounds, trio-ping then fping each time (fping not in h); each program's "
         "median round\nis shown.\n\n" + rendered + "\n"
     )

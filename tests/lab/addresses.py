@@ -54,6 +54,9 @@ MISBEHAVING_LINK: Final = "10.201.1.2"
 ANSWERING: Final = "10.202.0.0/16"
 """Every address answers: the kernel peer has a local route for the range."""
 ANSWERING6: Final = "fd00:202::/48"
+ANSWERING_MORE: Final = "10.200.0.0/16"
+"""A second range that answers, for runs of more distinct IPv4 targets than a /16 holds
+(:func:`answering_many`)."""
 SILENT: Final = "10.203.0.0/16"
 """Nothing answers: the kernel peer blackholes the range."""
 SILENT6: Final = "fd00:203::/48"
@@ -80,6 +83,13 @@ def host(network: str, index: int) -> str:
 def answering(index: int = 1) -> str:
     """An address the kernel peer answers."""
     return host(ANSWERING, index)
+
+
+def answering_many(index: int) -> str:
+    """The ``index``-th of 131,068 distinct addresses the kernel peer answers: those of
+    :data:`ANSWERING`, then those of :data:`ANSWERING_MORE`."""
+    first = 65_534  # a /16 less its .0 and its last
+    return host(ANSWERING, index) if index <= first else host(ANSWERING_MORE, index - first)
 
 
 def silent(index: int = 1) -> str:

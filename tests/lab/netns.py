@@ -5,8 +5,9 @@
     client ns                     kernel peer ns
       c0 10.201.0.1/30  ───veth───  p0 10.201.0.2/30
          fd00:201::1/64                fd00:201::2/64
-      routes 10.200.0.0/13,           local 10.202.0.0/16, fd00:202::/48 (all answer)
-             fd00:200::/24 → peer     blackhole 10.203.0.0/16, fd00:203::/48 (silence)
+      routes 10.200.0.0/13,           local 10.202.0.0/16, 10.200.0.0/16,
+             fd00:200::/24 → peer       fd00:202::/48 (all answer)
+                                      blackhole 10.203.0.0/16, fd00:203::/48 (silence)
                                       unreachable 10.204.0.0/16, fd00:204::/48
                                         (forwarding on: ICMP errors)
                                   misbehaving peer ns
@@ -265,6 +266,7 @@ class Lab:
         ip("-n", far_ns, "-6", "route", "add", "local", a.BEYOND6, "dev", "lo")
         # The kernel peer: one range answers, one is silent, one is unreachable.
         ip("-n", peer, "route", "add", "local", a.ANSWERING, "dev", "lo")
+        ip("-n", peer, "route", "add", "local", a.ANSWERING_MORE, "dev", "lo")
         ip("-n", peer, "-6", "route", "add", "local", a.ANSWERING6, "dev", "lo")
         ip("-n", peer, "route", "add", "blackhole", a.SILENT)
         ip("-n", peer, "-6", "route", "add", "blackhole", a.SILENT6)
