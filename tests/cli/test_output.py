@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import pathlib
@@ -16,6 +17,7 @@ from trio_ping.cli.output import (
     FLUSH_PAUSE,
     Backlog,
     OutputClosed,
+    OutputError,
     format_csv,
     write_results,
 )
@@ -250,3 +252,31 @@ async def test_a_write_that_cannot_wait_takes_no_thread(
             os.close(fd)
         if kind == "regular file":
             assert (tmp_path / "out").read_bytes().count(b"\n") == 3
+
+
+async def test_a_write_that_fails_part_way_is_not_repeated_by_the_final_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A disk that fills: the first write takes part of the lines, the next is refused,
+    # and later ones would succeed again (space freed meanwhile). What went out must not
+    # go out a second time when the writer flushes on its way out.
+    calls: list[bytes] = []
+
+    def full_for_a_moment(fd: int, data: bytes | memoryview) -> int:
+        calls.append(bytes(data))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return 20 if len(calls) == 1 else len(data)
+
+    with a_pipe() as (_, write_fd):
+        monkeypatch.setattr(os, "write", full_for_a_moment)
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        for seq in range(3):
+            send_channel.send_nowait(result(seq))
+        # The channel stays open: the lines are written as it runs dry, before the end.
+        with pytest.raises(OutputError, match="No space left on device"):
+            await write_results(receive_channel, write_fd, format_csv, ignore)
+        monkeypatch.undo()
+        send_channel.close()
+    lines = b"".join(f"192.0.2.1,{seq},250\n".encode() for seq in range(3))
+    assert calls == [lines, lines[20:]]

@@ -13,7 +13,8 @@ import trio
 import trio.testing
 
 from tests.engine.helpers import TARGET, by_seq, collect, drain, pinger_over, start_each
-from tests.fakes import Delivery, FakeIcmpSocket, Peer, Sent, echo, reply_bytes
+from tests.fakes import Delivery, FakeIcmpSocket, Peer, Sent, echo, reply_bytes, silent
+from trio_ping.results import PingResult, Status
 
 ROUND = 0x10000
 
@@ -92,3 +93,24 @@ async def test_more_sessions_to_one_address_than_there_are_identifiers_all_run(
     assert len(keys) == len(fake.sent) == total
     assert len({sent.ident for sent in fake.sent}) == 0x10000
     assert len({sent.payload for sent in fake.sent}) == total
+
+
+async def test_a_short_payload_session_with_every_key_in_flight_fails_a_request_not_the_loop(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # On a datagram socket a payload under 10 bytes cannot say which session it is, so
+    # the session has one identifier for good. Nothing answers and the timeout is long:
+    # once 65,536 requests are in flight, the next has no key of its own. It fails (it is
+    # not sent, and the sender goes on) instead of the sender searching for a key forever.
+    fake = FakeIcmpSocket(silent, raw=False)
+    async with pinger_over(fake) as pinger:
+        results: list[PingResult] = []
+        async for result in pinger.ping(
+            TARGET, count=ROUND + 2, interval=1e-5, timeout=5.0, size=4
+        ):
+            results.append(result)
+    assert len(fake.sent) == ROUND
+    unsent = [result for result in results if result.status is Status.SEND_FAILED]
+    assert [result.seq for result in unsent] == [ROUND, ROUND + 1]
+    assert "65,536 sequence numbers" in str(unsent[0].reason)
+    assert sum(result.status is Status.TIMEOUT for result in results) == ROUND

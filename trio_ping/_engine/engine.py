@@ -270,6 +270,9 @@ class SocketEngine:
                 return None
             session, seq = popped
             key = claim(session)
+            if key is None:
+                self._settle(session, _no_free_key(session, seq))
+                continue
             packet, fingerprint = self._request(session, key[3])
             try:
                 sent_ns = try_send(packet, session.address, session.ancillary)
@@ -597,6 +600,13 @@ class SocketEngine:
             self._handle_batch(batch, self._now())
             if len(batch) < _RECEIVE_BATCH:
                 return read_to
+
+
+def _no_free_key(session: Session, seq: int) -> PingResult:
+    """The result of a request left unsent because every key its session may use awaits
+    an answer (:meth:`Sessions.claim`): sending it would make its reply ambiguous."""
+    reason = "not sent: all 65,536 sequence numbers to this address are awaiting replies"
+    return send_failed_result(session.address, seq, reason, None, session.target)
 
 
 def _timestamp_result(

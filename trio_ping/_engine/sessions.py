@@ -223,7 +223,7 @@ class Sessions:
         self._open.add(session)
         return session
 
-    def claim(self, session: Session) -> ProbeKey:
+    def claim(self, session: Session) -> ProbeKey | None:
         """The tracker's key for the next request of ``session``, which is then sent.
 
         The sequence number is the session's ``wire`` counter modulo 65,536, so it wraps
@@ -233,9 +233,15 @@ class Sessions:
         payload (a new session number), so that a reply to the previous round, however
         late, answers nothing of this one. After :data:`_SKIPS_BEFORE_NEW_IDENT` skips in
         a row the session moves to another identifier.
+
+        None: every key the session may use awaits an answer, so this request cannot be
+        told from one in flight. Only a short-payload session on a datagram socket, which
+        cannot move to another identifier, gets there (65,536 requests in flight to one
+        address: a very long timeout against a short interval).
         """
         is_outstanding = self._tracker.is_outstanding
         skipped = 0
+        in_a_round = 0
         while True:
             wire = session.wire
             session.wire = wire + 1
@@ -246,7 +252,11 @@ class Sessions:
             if not is_outstanding(key):
                 return key
             skipped += 1
-            if skipped >= _SKIPS_BEFORE_NEW_IDENT and session.ident != SHORT_PAYLOAD_IDENT:
+            if session.ident == SHORT_PAYLOAD_IDENT:
+                in_a_round += 1
+                if in_a_round >= _SEQUENCES:
+                    return None
+            elif skipped >= _SKIPS_BEFORE_NEW_IDENT:
                 skipped = 0
                 self._release_ident(session)
                 ident, wire = self._allocate_ident(session.packed)

@@ -272,12 +272,18 @@ async def write_results(
         data = "".join(pending).encode()
         if backlog is not None:
             backlog.held = len(pending)
-        if never_blocks(len(data)):
-            _write_bytes(fd, data)
-        else:
-            # Not abandoned on cancel: the lines are written, and cleared, either way.
-            await trio.to_thread.run_sync(_write_bytes, fd, data)
-        pending.clear()  # before the rest: a cancel there must not rewrite them
+        try:
+            if never_blocks(len(data)):
+                _write_bytes(fd, data)
+            else:
+                # Shielded: a cancel (Ctrl-C) neither abandons the thread nor strikes
+                # before it starts; either would leave lines to be written twice.
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(_write_bytes, fd, data)
+        finally:
+            # Written, or the output failed part way through them: the final flush must
+            # not write again what already went out.
+            pending.clear()
         if backlog is not None:
             backlog.written()
 
