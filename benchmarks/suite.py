@@ -236,6 +236,6 @@ def results_page(header: Sequence[str], rendered: str) -> str:
         "itself and\nreplaced by the next one. How to read it, and how the figures have "
         "moved:\n[docs/performance.md](../docs/performance.md).\n\n"
         "```\n" + "\n".join(header) + "\n```\n\n"
-        "Cases a to c and h run three rounds, trio-ping then fping each time (fping not in h); each program's "
-        "median round\nis shown.\n\n" + rendered + "\n"
+        "Cases a to c and h run three rounds, trio-ping then fping each time (fping not in "
+        "h); each\nprogram's median round is shown.\n\n" + rendered + "\n"
     )
