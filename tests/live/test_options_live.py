@@ -140,10 +140,10 @@ def test_a_request_larger_than_the_mtu_leaves_in_fragments(lab: Lab) -> None:
 @pytest.mark.parametrize(
     ("target", "size"),
     [
-        (a.answering(36), 3000),
-        (a.answering(37), 65507),
-        (a.answering6(36), 3000),
-        (a.answering6(37), 65527),
+        (a.answering(40), 3000),
+        (a.answering(41), 65507),
+        (a.answering6(40), 3000),
+        (a.answering6(41), 65527),
     ],
     ids=["ipv4-3000", "ipv4-largest", "ipv6-3000", "ipv6-largest"],
 )
