@@ -1,4 +1,4 @@
-"""Reading the kernel's error queue: ICMP errors about what an ICMP datagram socket sent.
+"""The kernel's error queue: ICMP errors about what an ICMP datagram socket sent.
 
 An ICMP datagram ("ping") socket never receives ICMP errors as packets: the kernel
 matches each error to the socket that sent the request it quotes and, when the socket
@@ -13,6 +13,9 @@ Two kernel facts the reader relies on: a queued error makes the socket poll with
 ``EPOLLERR`` until the queue is empty, so a reader that does not drain it is woken again
 and again; and the kernel also sets the socket's pending error (``sk_err``), which the
 next ordinary receive returns once as an ``OSError`` (EHOSTUNREACH, ...) instead of data.
+
+This module has the option and the kernel's structures; the one reader of the queue,
+for ICMP errors and transmit stamps alike, is ``send_stamps.ErrorQueueReader``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,6 @@ import sys
 from typing import Final
 
 import attrs
-
-from trio_ping._addresses import is_link_local
-from trio_ping._proto import icmp
 
 # linux/in.h, linux/in6.h and linux/errqueue.h; Python 3.11 exports none of them.
 IP_RECVERR: Final = 11
@@ -39,11 +39,6 @@ SO_EE_ORIGIN_ICMP6: Final = 3
 _EXTENDED_ERROR: Final = struct.Struct("@IBBBBII")
 _SOCKADDR_IN_ADDRESS: Final = slice(4, 8)  # sin_family (2), sin_port (2), sin_addr (4)
 _SOCKADDR_IN6_ADDRESS: Final = slice(8, 24)  # ... sin6_flowinfo (4), sin6_addr (16)
-_QUEUE_READ_SIZE: Final = 2048
-_CONTROL_SIZE: Final = 512
-_READS_PER_DRAIN: Final = 1024
-"""At most this many entries a call: the rest wait for the next wake-up (the queue keeps
-the socket readable), so a flood of errors cannot hold up the other tasks."""
 
 
 @attrs.frozen
@@ -81,45 +76,3 @@ def parse_extended_error(data: bytes, *, ipv6: bool) -> ExtendedError | None:
     if len(offender) >= where.stop and int.from_bytes(offender[:2], sys.byteorder) == family:
         reporter = offender[where]
     return ExtendedError(number, origin, message_type, code, info, reporter)
-
-
-def read_errors(sock: socket.socket) -> list[icmp.ErrorReport]:
-    """Drain ``sock``'s error queue (up to a bound); return the ICMP errors it held.
-
-    Never blocks. Entries that are not ICMP errors (local errors, which the failed send
-    reported already) are dropped, as are ones the kernel cut short.
-    """
-    ipv6 = sock.family == socket.AF_INET6
-    level, kind = (socket.IPPROTO_IPV6, IPV6_RECVERR) if ipv6 else (socket.IPPROTO_IP, IP_RECVERR)
-    origin = SO_EE_ORIGIN_ICMP6 if ipv6 else SO_EE_ORIGIN_ICMP
-    reports: list[icmp.ErrorReport] = []
-    for _ in range(_READS_PER_DRAIN):
-        try:
-            quoted, control, _, address = sock.recvmsg(
-                _QUEUE_READ_SIZE, _CONTROL_SIZE, MSG_ERRQUEUE | socket.MSG_DONTWAIT
-            )
-        except BlockingIOError:
-            break
-        destination = socket.inet_pton(sock.family, address[0].split("%")[0])
-        if ipv6 and is_link_local(destination):
-            destination += address[3].to_bytes(4, sys.byteorder)  # as Datagram.source
-        for cmsg_level, cmsg_type, data in control:
-            if cmsg_level != level or cmsg_type != kind:
-                continue
-            error = parse_extended_error(data, ipv6=ipv6)
-            if error is None or error.origin != origin:
-                continue
-            try:
-                report = icmp.queued_error_report(
-                    ipv6=ipv6,
-                    message_type=error.type,
-                    code=error.code,
-                    info=error.info,
-                    reporter=error.reporter or destination[:16],
-                    destination=destination,
-                    quoted=quoted,
-                )
-            except icmp.MalformedPacket:
-                continue
-            reports.append(report)
-    return reports

@@ -124,7 +124,11 @@ class IcmpSocket:
         successful send, from 0; a send that fails takes no key)."""
         self._stamps: list[send_stamps.SendStamp] = []
         # One reader for the one queue: transmit stamps and, on a datagram socket, ICMP errors.
-        self._queue = send_stamps.ErrorQueueReader(sock) if self.transmit_stamps else None
+        self._queue = (
+            send_stamps.ErrorQueueReader(sock)
+            if self.transmit_stamps or self.reads_error_queue
+            else None
+        )
         self._errors: list[icmp.ErrorReport] = []
         self._interface: str | None = None
         self._sock = sock
@@ -383,7 +387,7 @@ class IcmpSocket:
                 break
             if batch:  # else every datagram read was too long to be ours: read on
                 break
-        if batch and self._queue is not None:
+        if batch and self.transmit_stamps:
             # After the datagrams: a packet's stamps are queued before it leaves (in the
             # send call itself on veth and loopback), so every request these replies
             # answer has its stamps in the queue by now.
@@ -406,7 +410,7 @@ class IcmpSocket:
         """
         if self._closed:
             raise trio.ClosedResourceError("the ICMP socket is closed")
-        stamps = self._queue is not None
+        stamps = self.transmit_stamps
         if self.reads_error_queue and not stamps:
             self._drain_error_queue()
         while True:
@@ -450,9 +454,7 @@ class IcmpSocket:
         With transmit stamps on, a raw socket's queue must be drained too: it makes the
         socket poll EPOLLERR until empty, and its entries take the receive buffer's room.
         """
-        if self._queue is None:
-            self._errors.extend(error_queue.read_errors(self._sock))
-        else:
+        if self._queue is not None:
             stamps, errors = self._queue.drain()
             self._stamps.extend(stamps)
             self._errors.extend(errors)

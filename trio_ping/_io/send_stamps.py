@@ -347,7 +347,7 @@ class ErrorQueueReader:
     def _error_report(
         self, slot: int, namelen: int, length: int, control_size: int
     ) -> icmp.ErrorReport | None:
-        """The ICMP error in one slot, as error_queue.read_errors reads it, or None."""
+        """The ICMP error in one slot (see trio_ping/_io/error_queue.py), or None."""
         ipv6 = self._ipv6
         origin = error_queue.SO_EE_ORIGIN_ICMP6 if ipv6 else error_queue.SO_EE_ORIGIN_ICMP
         level = socket.IPPROTO_IPV6 if ipv6 else socket.IPPROTO_IP
