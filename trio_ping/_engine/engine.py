@@ -484,12 +484,7 @@ class SocketEngine:
     def _on_reply(
         self, message: icmp.EchoReply | icmp.TimestampReply, datagram: Datagram, now: float
     ) -> None:
-        if self._rewrites_ident:
-            ident = self._ident_of(message)
-            if ident is None:
-                return  # too short to carry our payload: a stray
-        else:
-            ident = message.ident
+        ident = self._ident_of(message) if self._rewrites_ident else message.ident
         key = (message.source, message.request_type, ident, message.seq)
         verdict, probe = self._tracker.on_reply(key, message.fingerprint, datagram.timestamp_ns)
         if verdict is ANSWERED:
@@ -530,25 +525,22 @@ class SocketEngine:
             result = _timestamp_result(probe, rtt_us, ttl, datagram, timestamps)
         self._settle(session, result)
 
-    def _ident_of(self, message: icmp.EchoReply | icmp.TimestampReply) -> int | None:
+    def _ident_of(self, message: icmp.EchoReply | icmp.TimestampReply) -> int:
         """On a datagram socket, the identifier we sent: read back from the payload.
 
         The kernel replaced the header's with the socket's own, and delivers to this
         socket only replies carrying it, so the header says nothing about which session.
-        None: the payload is too short to carry one.
+        A payload too short to carry one names the address's one short-payload session
+        (``SHORT_PAYLOAD_IDENT`` in sessions.py).
         """
         if type(message) is icmp.EchoReply:
             return ident_in_payload(message.payload)
         return message.ident
 
     def _on_error(self, message: icmp.ErrorReport) -> None:
-        if self._rewrites_ident:
-            # The quoted request carries the kernel's identifier, its payload ours.
-            ident = ident_in_payload(message.quoted_data)
-            if ident is None:
-                return  # quotes too little of the payload to say whose request it was
-        else:
-            ident = message.ident
+        # On a datagram socket the quoted request carries the kernel's identifier, and
+        # its payload ours (or too little of it: the short-payload session's).
+        ident = ident_in_payload(message.quoted_data) if self._rewrites_ident else message.ident
         key = (message.destination, message.request_type, ident, message.seq)
         probe = self._tracker.on_error(key, message.quoted_data)
         if probe is None:

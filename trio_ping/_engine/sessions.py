@@ -116,12 +116,11 @@ new identifier: that many in a row still awaiting answers mean the identifier's 
 space is crowded (only with tens of thousands of requests in flight under it)."""
 
 
-def ident_in_payload(payload: bytes) -> int | None:
+def ident_in_payload(payload: bytes) -> int:
     """The session identifier an Echo payload of ours carries (it follows the cookie), or
     :data:`SHORT_PAYLOAD_IDENT` if it is too short to carry one: on a datagram socket,
     which reads identifiers from payloads, that names the one short-payload session an
-    address may have. (The result is never None; the type says it may be, for callers
-    written when a short payload could not be ours.)"""
+    address may have."""
     if len(payload) < _IDENT_END:
         return SHORT_PAYLOAD_IDENT
     return int.from_bytes(payload[8:_IDENT_END], "big")
