@@ -92,3 +92,41 @@ async def test_a_groups_size_ttl_and_tos_go_with_each_request(
             (socket.IPPROTO_IP, socket.IP_TTL, 7),
             (socket.IPPROTO_IP, socket.IP_TOS, 0xB8),
         }
+
+
+async def test_one_host_in_two_groups_counts_each_groups_own_results(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The same host with two ToS values: two sessions whose results carry the same
+    # address and host, each counted into its own group's series.
+    quiet = TargetGroup(hosts=("192.0.2.1",), interval=1.0, timeout=0.5, tos=16)
+    quiet_probe = Probe("192.0.2.1", "192.0.2.1", quiet)
+
+    def answer_tos_0_only(sent: Sent) -> list[Delivery]:
+        return [] if sent.ancillary else [Delivery(0.01, reply_bytes(sent), sent.address)]
+
+    sock = FakeIcmpSocket(answer_tos_0_only)
+    metrics = ExporterMetrics(NAMES)
+    async with pinger_over(sock) as pinger, trio.open_nursery() as nursery:
+        probes = Probes(nursery, pinger, metrics)
+        probes.apply([FIRST, quiet_probe], NAMES)
+        await trio.sleep(10.7)
+        probes.stop()
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    samples = [
+        s
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    ]
+    by_tos = {
+        (s.name, s.labels["tos"]): s.value
+        for s in samples
+        if s.name in ("smokeping_requests_total", "smokeping_response_duration_seconds_count")
+    }
+    assert by_tos == {
+        ("smokeping_requests_total", "0"): 11,
+        ("smokeping_requests_total", "16"): 11,
+        ("smokeping_response_duration_seconds_count", "0"): 11,
+        ("smokeping_response_duration_seconds_count", "16"): 0,
+    }

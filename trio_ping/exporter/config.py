@@ -14,6 +14,7 @@ group (``targets[N]``, counting from 0 as the file's order) and the key.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import math
 import re
@@ -171,7 +172,8 @@ def _group(table: Mapping[str, Any], where: str) -> TargetGroup:
     for n, host in enumerate(hosts):
         if not isinstance(host, str) or not host.strip():
             raise ConfigError(f"{where}: hosts[{n}]: must be an address or host name, got {host!r}")
-    duplicates = sorted({h for h in hosts if hosts.count(h) > 1})
+    # Counted once each: list.count per host made a 10,000-host file take 1 s to check.
+    duplicates = sorted(h for h, n in collections.Counter(hosts).items() if n > 1)
     if duplicates:
         raise ConfigError(f"{where}: hosts: {duplicates[0]!r} is listed twice")
     return TargetGroup(
