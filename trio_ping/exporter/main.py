@@ -1,8 +1,8 @@
 """``trio-ping-exporter``: one trio program that pings every configured host forever and
 serves the figures to Prometheus.
 
-The HTTP side is ``prometheus_client``'s own server, in its own thread; everything else
-(the pinger, the probes, the signals) runs in the trio thread. SIGHUP reloads the
+The HTTP side is ``prometheus_client``'s WSGI server, in its own thread (server.py);
+everything else (the pinger, the probes, the signals) runs in the trio thread. SIGHUP reloads the
 configuration; SIGTERM and SIGINT end the program with status 0.
 """
 
@@ -19,13 +19,15 @@ from typing import Any, Final, NoReturn, TextIO
 
 import attrs
 import trio
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from trio_ping import __version__
 from trio_ping.exporter.config import Config, ConfigError, Resolver, load, resolve_probes
+from trio_ping.exporter.exposition import FastExposition
 from trio_ping.exporter.metrics import ExporterMetrics
 from trio_ping.exporter.probes import Probes
+from trio_ping.exporter.server import metrics_app, start_server
 from trio_ping.pinger import Pinger, open_pinger
 
 PROGRAM: Final = "trio-ping-exporter"
@@ -200,11 +202,15 @@ async def serve(
                 log(f"cannot ping: {exc}")
                 running.stop()
                 return FAILED
+            process = ProcessCollector(registry=None)
+            rest = CollectorRegistry()
+            rest.register(process)
             registry = CollectorRegistry()
             registry.register(metrics)
-            registry.register(ProcessCollector(registry=None))
+            registry.register(process)
+            app = metrics_app(FastExposition(metrics, rest), registry)
             try:
-                server, thread = start_http_server(options.port, options.host, registry)
+                server, thread = start_server(app, options.host, options.port)
             except OSError as exc:
                 log(f"--listen: cannot listen on {options.host}:{options.port}: {exc.strerror}")
                 running.stop()

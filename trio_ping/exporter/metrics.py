@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 from typing import Final, NamedTuple
 
 import attrs
@@ -89,6 +90,10 @@ class HostSeries:
     icmp_errors: dict[str, int] = attrs.field(factory=dict)
     handle: PingHandle | None = None
     """The session pinging this host, which counts its duplicate replies."""
+    templates: dict[str, tuple[tuple[object, ...], tuple[str, ...]]] = attrs.field(factory=dict)
+    """By exposition format: this host's sample lines with their values left out, one
+    format string a family, and the :attr:`HostSnapshot.shape` they were written for
+    (see exposition.py). Only the HTTP server's threads use it."""
 
     def observe(self, result: PingResult) -> None:
         """Count one result. Called by the trio thread for each."""
@@ -120,6 +125,42 @@ def label_values(probe: Probe, names: Sequence[str]) -> tuple[str, ...]:
     own["tos"] = probe.tos_label
     extra = dict(probe.group.labels)
     return tuple(own[name] if name in own else extra.get(name, "") for name in names)
+
+
+class HostSnapshot(NamedTuple):
+    """One host's figures as one scrape sees them: a value for each sample, family by
+    family in :func:`host_families` order, in the order ``prometheus_client`` writes the
+    samples."""
+
+    label_values: tuple[str, ...]
+    values: tuple[list[float], ...]
+    reasons: tuple[str, ...]
+    """The ICMP errors' reasons, in the order of their values."""
+
+    @property
+    def shape(self) -> tuple[object, ...]:
+        """What decides the host's sample lines but for their values: its labels, whether
+        it has a TTL yet, the reasons of its ICMP errors."""
+        return (self.label_values, len(self.values[2]), self.reasons)
+
+
+def snapshot(series: HostSeries) -> HostSnapshot:
+    """``series``' figures now, read by the HTTP server's thread while the trio thread
+    counts: each once, so that the lines a scrape writes and the values it puts in
+    them agree (a new ICMP error's reason between the two would otherwise be a value
+    without a line)."""
+    cumulative = list(accumulate(series.buckets))
+    errors = list(series.icmp_errors.items())  # one C call: safe against a new reason
+    ttl = series.ttl
+    values: tuple[list[float], ...] = (
+        [series.requests],
+        [*cumulative, cumulative[-1], series.rtt_sum],  # the buckets, _count, _sum
+        [] if ttl is None else [ttl],
+        [series.duplicates],
+        [series.send_errors],
+        [count for _, count in errors],
+    )
+    return HostSnapshot(series.label_values, values, tuple(reason for reason, _ in errors))
 
 
 class ExporterMetrics(Collector):
@@ -165,68 +206,90 @@ class ExporterMetrics(Collector):
         with self._lock:
             self._series.pop(probe, None)
 
+    def hosts(self) -> tuple[tuple[str, ...], list[HostSeries]]:
+        """The label names and every host's series, as they are now."""
+        with self._lock:
+            return self._label_names, list(self._series.values())
+
+    def receive_errors(self) -> CounterMetricFamily:
+        """smokeping_receive_errors_total, with its one sample."""
+        family = _receive_errors_family()
+        family.add_metric((), self._receive_errors())
+        return family
+
     def describe(self) -> Iterable[Metric]:
         """The families, without samples: enough for the registry to check names."""
-        return _Families.empty(self._label_names)
+        families = host_families(self._label_names, [])
+        families.insert(RECEIVE_ERRORS_AT, _receive_errors_family())
+        return families
 
     def collect(self) -> Iterable[Metric]:
         """Every series' current value (called by ``prometheus_client`` per scrape)."""
-        with self._lock:
-            hosts = list(self._series.values())
-            names = self._label_names
-        f = _Families.empty(names)
-        for series in hosts:
-            values = series.label_values
-            f.requests.add_metric(values, series.requests)
-            cumulative, total = [], 0
-            for bound, count in zip(_BOUNDS, series.buckets, strict=True):
-                total += count
-                cumulative.append((bound, total))
-            f.duration.add_metric(values, cumulative, series.rtt_sum)
-            if series.ttl is not None:
-                f.ttl.add_metric(values, series.ttl)
-            f.duplicates.add_metric(values, series.duplicates)
-            f.send_errors.add_metric(values, series.send_errors)
-            for reason, count in list(series.icmp_errors.items()):
-                f.icmp_errors.add_metric((*values, reason), count)
-        f.receive_errors.add_metric((), self._receive_errors())
-        return f
+        names, hosts = self.hosts()
+        families = host_families(names, [snapshot(series) for series in hosts])
+        families.insert(RECEIVE_ERRORS_AT, self.receive_errors())
+        return families
 
 
-class _Families(NamedTuple):
-    requests: CounterMetricFamily
-    duration: HistogramMetricFamily
-    ttl: GaugeMetricFamily
-    duplicates: CounterMetricFamily
-    send_errors: CounterMetricFamily
-    receive_errors: CounterMetricFamily
-    icmp_errors: CounterMetricFamily
+def host_families(names: Sequence[str], hosts: Iterable[HostSnapshot]) -> list[Metric]:
+    """The families with a series per host, with every one of ``hosts``' samples, in the
+    exposition's order; smokeping_receive_errors_total goes before the last
+    (:data:`RECEIVE_ERRORS_AT`)."""
+    requests, duration, ttl = _requests(names), _duration(names), _ttl(names)
+    duplicates, send_errors, icmp_errors = _duplicates(names), _send_errors(names), _icmp(names)
+    for host in hosts:
+        labels = host.label_values
+        values = host.values
+        requests.add_metric(labels, values[0][0])
+        *cumulative, _count, rtt_sum = values[1]
+        duration.add_metric(labels, list(zip(_BOUNDS, cumulative, strict=True)), rtt_sum)
+        for value in values[2]:
+            ttl.add_metric(labels, value)
+        duplicates.add_metric(labels, values[3][0])
+        send_errors.add_metric(labels, values[4][0])
+        for reason, value in zip(host.reasons, values[5], strict=True):
+            icmp_errors.add_metric((*labels, reason), value)
+    return [requests, duration, ttl, duplicates, send_errors, icmp_errors]
 
-    @classmethod
-    def empty(cls, label_names: Sequence[str]) -> _Families:
-        labels = list(label_names)
-        return cls(
-            CounterMetricFamily(REQUESTS, "Number of ping requests sent", labels=labels),
-            HistogramMetricFamily(
-                DURATION, "A histogram of latencies for ping responses.", labels=labels
-            ),
-            GaugeMetricFamily(TTL, "The last response Time To Live (TTL).", labels=labels),
-            CounterMetricFamily(
-                DUPLICATES, "The number of duplicated response packets.", labels=labels
-            ),
-            CounterMetricFamily(
-                SEND_ERRORS,
-                "The number of errors when Pinger attempts to send packets.",
-                labels=labels,
-            ),
-            CounterMetricFamily(
-                RECEIVE_ERRORS,
-                "The number of errors when Pinger attempts to receive packets.",
-                labels=[],
-            ),
-            CounterMetricFamily(
-                ICMP_ERRORS,
-                "ICMP errors (unreachable, time exceeded, ...) that answered requests, by reason.",
-                labels=[*labels, "reason"],
-            ),
-        )
+
+def _requests(labels: Sequence[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(REQUESTS, "Number of ping requests sent", labels=labels)
+
+
+def _duration(labels: Sequence[str]) -> HistogramMetricFamily:
+    return HistogramMetricFamily(
+        DURATION, "A histogram of latencies for ping responses.", labels=labels
+    )
+
+
+def _ttl(labels: Sequence[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(TTL, "The last response Time To Live (TTL).", labels=labels)
+
+
+def _duplicates(labels: Sequence[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(
+        DUPLICATES, "The number of duplicated response packets.", labels=labels
+    )
+
+
+def _send_errors(labels: Sequence[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(
+        SEND_ERRORS, "The number of errors when Pinger attempts to send packets.", labels=labels
+    )
+
+
+def _receive_errors_family() -> CounterMetricFamily:
+    return CounterMetricFamily(
+        RECEIVE_ERRORS, "The number of errors when Pinger attempts to receive packets.", labels=[]
+    )
+
+
+def _icmp(labels: Sequence[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(
+        ICMP_ERRORS,
+        "ICMP errors (unreachable, time exceeded, ...) that answered requests, by reason.",
+        labels=[*labels, "reason"],
+    )
+
+
+RECEIVE_ERRORS_AT: Final = 5

@@ -1,0 +1,156 @@
+"""The scrape's text, written by ``prometheus_client`` once per host and reused.
+
+``prometheus_client``'s encoders spend about 13 us a sample formatting and escaping its
+labels: 4 s for 10,000 hosts of 26 samples each, every scrape (docs/performance.md). A
+host's labels change only on a relabel, so its sample lines are written by the encoder
+itself the first time a scrape needs them, over a registry holding that host alone, and
+kept without their values, as one format string per family (``HostSeries.templates``). A
+scrape then puts each value in, as ``prometheus_client.utils.floatToGoString`` writes
+it, and the families' HELP and TYPE lines and the format's last line are the encoder's
+own too (of an empty family, and of an empty registry). Nothing here writes a label, a
+name or a header: a host whose lines the encoder writes in a way this does not expect (a
+timestamp, a value elsewhere than last) makes :class:`Unexpected`, and the caller falls
+back to the encoder over the whole registry. tests/exporter/test_exposition.py checks
+that the output is byte for byte the encoder's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from trio_ping.exporter.metrics import (
+    RECEIVE_ERRORS_AT,
+    ExporterMetrics,
+    HostSeries,
+    HostSnapshot,
+    host_families,
+    snapshot,
+)
+
+_go_float: Callable[[float], str] = floatToGoString
+"""How the exposition writes a value (Go's float format)."""
+
+Encoder = Callable[[Collector], bytes]
+"""A ``prometheus_client`` encoder, as ``exposition.choose_encoder`` picks one."""
+
+
+class Unexpected(Exception):
+    """The encoder wrote a host's lines otherwise than as ``name{labels} value``."""
+
+
+class _Fixed(Collector):
+    """A registry of the given families, for an encoder to write."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+class _GoFloats(dict[float, str]):
+    """Values as the exposition writes them, each worked out once a scrape: most are
+    the same few counts (the empty buckets of every host)."""
+
+    def __missing__(self, value: float) -> str:
+        text = self[value] = _go_float(value)
+        return text
+
+
+class _Format:
+    """What the encoder writes around the hosts' lines, in one format."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.ending = encoder(CollectorRegistry()).decode()
+        """What ends every exposition: nothing in Prometheus' text format, ``# EOF``
+        in OpenMetrics."""
+        self.headers = [self.text([family]) for family in host_families((), [])]
+        """Each per-host family's HELP and TYPE lines."""
+
+    def text(self, families: Iterable[Metric]) -> str:
+        """What the encoder writes for ``families``, without the ending."""
+        text = self.encoder(_Fixed(families)).decode()
+        if not text.endswith(self.ending):
+            raise Unexpected(f"the exposition does not end with {self.ending!r}")
+        return text[: len(text) - len(self.ending)]
+
+    def host_templates(self, names: Sequence[str], host: HostSnapshot) -> tuple[str, ...]:
+        """``host``'s sample lines, one format string a family, ``{}`` for each value.
+
+        Raises:
+            Unexpected: a line is not ``name{labels} value`` with the value expected.
+        """
+        templates = []
+        families = host_families(names, [host])
+        for header, family, values in zip(self.headers, families, host.values, strict=True):
+            text = self.text([family])
+            if not text.startswith(header):
+                raise Unexpected(f"{family.name}: the header is not {header!r}")
+            lines = text[len(header) :].splitlines(keepends=True)
+            if len(lines) != len(values):
+                raise Unexpected(f"{family.name}: {len(lines)} lines for {len(values)} values")
+            template = []
+            for line, value in zip(lines, values, strict=True):
+                start, space, written = line.rpartition(" ")
+                if not space or written != f"{_go_float(value)}\n":
+                    raise Unexpected(f"{family.name}: a sample line ends otherwise: {line!r}")
+                template.append(start.replace("{", "{{").replace("}", "}}") + " {}\n")
+            templates.append("".join(template))
+        return tuple(templates)
+
+
+class FastExposition:
+    """The exposition of an :class:`ExporterMetrics`, then of the registry ``rest``, as
+    the encoder would write a registry of both (in that order)."""
+
+    def __init__(self, metrics: ExporterMetrics, rest: CollectorRegistry) -> None:
+        self._metrics = metrics
+        self._rest = rest
+        self._formats: dict[str, _Format] = {}
+
+    def render(self, encoder: Encoder, key: str) -> bytes:
+        """Everything, in the format of ``encoder``; ``key`` names the format (its
+        content type), under which each host's lines are kept.
+
+        Raises:
+            Unexpected: see :meth:`_Format.host_templates`.
+        """
+        form = self._formats.get(key)
+        if form is None:
+            form = self._formats[key] = _Format(encoder)
+        names, hosts = self._metrics.hosts()
+        columns: list[list[str]] = [[header] for header in form.headers]
+        text = _GoFloats()
+        for series in hosts:
+            host = snapshot(series)
+            for column, template, values in zip(
+                columns, _templates(series, form, key, names, host), host.values, strict=True
+            ):
+                column.append(template.format(*map(text.__getitem__, values)))
+        receive_errors = form.text([self._metrics.receive_errors()])
+        columns.insert(RECEIVE_ERRORS_AT, [receive_errors])
+        body = "".join(line for column in columns for line in column)
+        return body.encode() + self._resttext(form)
+
+    def _resttext(self, form: _Format) -> bytes:
+        return form.encoder(self._rest)
+
+
+def _templates(
+    series: HostSeries, form: _Format, key: str, names: Sequence[str], host: HostSnapshot
+) -> tuple[str, ...]:
+    """``series``' lines in the format ``key``, written again if its shape or the label
+    names changed."""
+    shape = (names, host.shape)
+    kept = series.templates.get(key)
+    if kept is not None and kept[0] == shape:
+        return kept[1]
+    templates = form.host_templates(names, host)
+    series.templates[key] = (shape, templates)
+    return templates
