@@ -25,6 +25,8 @@ its case):
   against one cancel scope per socket).
 - ``gc_freeze``: trio_ping/cli/main.py (_tune_garbage_collection).
 - ``write_thread_hop``: trio_ping/cli/output.py (a write that cannot wait skips the thread).
+- ``exposition_10000_hosts``: trio_ping/exporter/exposition.py, trio_ping/exporter/server.py.
+- ``results_hand_off``: trio_ping/exporter/probes.py (one results channel a batch).
 """
 
 from __future__ import annotations
@@ -651,6 +653,148 @@ def gc_freeze(repeat: int) -> Outcome:
         ],
         f"freeze and threshold save {default - tuned:.2f} us an object "
         f"({(default - tuned) / default:.0%} of its cost)",
+    )
+
+
+# The exporter ------------------------------------------------------------------------------
+
+
+def _exporter_metrics(hosts: int) -> Any:
+    """An ExporterMetrics of ``hosts`` hosts, 50 replies each (spread over the buckets)."""
+    from trio_ping.exporter.config import Probe as HostProbe
+    from trio_ping.exporter.config import TargetGroup
+    from trio_ping.exporter.metrics import ExporterMetrics
+    from trio_ping.results import reply_result
+
+    group = TargetGroup(hosts=("10.0.0.1",), labels=(("site", "ams1"),))
+    metrics = ExporterMetrics(("ip", "host", "source", "tos", "site"))
+    for n in range(hosts):
+        address = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+        series = metrics.add(HostProbe(address, address, group))
+        for seq in range(50):
+            series.observe(reply_result(address, seq, 50 + seq * 61, 64, True, None))
+    return metrics
+
+
+@case("trio_ping/exporter/exposition.py (module docstring), exporter/server.py GZIP_LEVEL")
+def exposition_10000_hosts(repeat: int) -> Outcome:
+    import gzip
+    from functools import partial
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from trio_ping.exporter.exposition import FastExposition
+
+    metrics = _exporter_metrics(10_000)
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    fast = FastExposition(metrics, CollectorRegistry())
+
+    def timed(function: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        function()
+        return (time.perf_counter() - start) * US
+
+    slow = min(timed(lambda: generate_latest(registry)) for _ in range(min(repeat, 2)))
+    first = timed(lambda: fast.render(generate_latest, "text"))
+    kept = min(timed(lambda: fast.render(generate_latest, "text")) for _ in range(repeat))
+    # One host's histogram lines, its 23 values put in both ways.
+    line = 'smokeping_response_duration_seconds_bucket{host="10.0.0.1",le="%d"} '
+    printf = "".join(line % n + "%s\n" for n in range(23))
+    braces = "".join((line % n).replace("{", "{{").replace("}", "}}") + "{}\n" for n in range(23))
+    values = tuple(f"{n}.0" for n in range(23))
+    percent = per_call(lambda: printf % values, repeat)
+    formatted = per_call(lambda: braces.format(*values), repeat)
+    text = generate_latest(registry)
+    levels = {
+        level: min(timed(partial(gzip.compress, text, compresslevel=level)) for _ in range(repeat))
+        for level in (9, 1)
+    }
+    return Outcome(
+        [
+            Figure("generate_latest, 10,000 hosts", slow),
+            Figure("fast path, first scrape (writes every host's lines)", first),
+            Figure("fast path, later scrapes", kept),
+            Figure("a histogram's 23 values put in, printf-style", percent),
+            Figure("a histogram's 23 values put in, str.format", formatted),
+            Figure(f"gzip level 9 of the {len(text) / 1e6:.1f} MB", levels[9]),
+            Figure("gzip level 1", levels[1]),
+        ],
+        f"a kept scrape is {ratio(slow, kept)} faster than generate_latest "
+        f"({slow / US:.2f} s against {kept / US:.2f} s); gzip at 1 saves "
+        f"{(levels[9] - levels[1]) / US:.2f} s",
+    )
+
+
+@case("trio_ping/exporter/probes.py (module docstring: one results channel a batch)")
+def results_hand_off(repeat: int) -> Outcome:
+    import trio.testing
+
+    from trio_ping.results import reply_result
+
+    hosts, bursts = 1_000, 20
+    result = reply_result("10.0.0.1", 0, 100, 64, True, "10.0.0.1")
+
+    async def per_host() -> float:
+        counted = [0]
+        sends = []
+        async with trio.open_nursery() as nursery:
+
+            async def read(receive: trio.MemoryReceiveChannel[PingResult]) -> None:
+                async for _ in receive:
+                    counted[0] += 1
+
+            for _ in range(hosts):
+                send, receive = trio.open_memory_channel[PingResult](math.inf)
+                sends.append(send)
+                nursery.start_soon(read, receive)
+            await trio.testing.wait_all_tasks_blocked()
+            start = time.process_time()
+            for _ in range(bursts):
+                for send in sends:  # the engine settles a burst of replies at once
+                    send.send_nowait(result)
+                await trio.testing.wait_all_tasks_blocked()
+            spent = time.process_time() - start
+            for send in sends:
+                send.close()
+        assert counted[0] == hosts * bursts
+        return spent / (hosts * bursts) * US
+
+    async def shared() -> float:
+        counted = [0]
+        send, receive = trio.open_memory_channel[PingResult](math.inf)
+        async with trio.open_nursery() as nursery:
+
+            async def read() -> None:
+                async for _ in receive:
+                    counted[0] += 1
+                    while True:
+                        try:
+                            receive.receive_nowait()
+                        except trio.WouldBlock:
+                            break
+                        counted[0] += 1
+
+            nursery.start_soon(read)
+            await trio.testing.wait_all_tasks_blocked()
+            start = time.process_time()
+            for _ in range(bursts):
+                for _ in range(hosts):
+                    send.send_nowait(result)
+                await trio.testing.wait_all_tasks_blocked()
+            spent = time.process_time() - start
+            send.close()
+        assert counted[0] == hosts * bursts
+        return spent / (hosts * bursts) * US
+
+    apart = min(trio.run(per_host) for _ in range(repeat))
+    together = min(trio.run(shared) for _ in range(repeat))
+    return Outcome(
+        [
+            Figure("a channel and a reader task per host, CPU a result", apart),
+            Figure("one channel, one reader that drains, CPU a result", together),
+        ],
+        f"the shared channel saves {apart - together:.1f} us a result ({ratio(apart, together)})",
     )
 
 

@@ -81,7 +81,7 @@ class _Format:
         return text[: len(text) - len(self.ending)]
 
     def host_templates(self, names: Sequence[str], host: HostSnapshot) -> tuple[str, ...]:
-        """``host``'s sample lines, one format string a family, ``{}`` for each value.
+        """``host``'s sample lines, one format string a family, ``%s`` for each value.
 
         Raises:
             Unexpected: a line is not ``name{labels} value`` with the value expected.
@@ -100,7 +100,7 @@ class _Format:
                 start, space, written = line.rpartition(" ")
                 if not space or written != f"{_go_float(value)}\n":
                     raise Unexpected(f"{family.name}: a sample line ends otherwise: {line!r}")
-                template.append(start.replace("{", "{{").replace("}", "}}") + " {}\n")
+                template.append(start.replace("%", "%%") + " %s\n")
             templates.append("".join(template))
         return tuple(templates)
 
@@ -132,7 +132,9 @@ class FastExposition:
             for column, template, values in zip(
                 columns, _templates(series, form, key, names, host), host.values, strict=True
             ):
-                column.append(template.format(*map(text.__getitem__, values)))
+                # printf-style, not str.format: 2.5x faster for the histogram's 23
+                # values (Python 3.11.7, benchmarks/micro.py: exposition_10000_hosts).
+                column.append(template % tuple(map(text.__getitem__, values)))
         receive_errors = form.text([self._metrics.receive_errors()])
         columns.insert(RECEIVE_ERRORS_AT, [receive_errors])
         body = "".join(line for column in columns for line in column)
