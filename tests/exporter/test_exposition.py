@@ -142,6 +142,12 @@ def test_the_app_answers_the_format_asked_for_gzipped_if_accepted() -> None:
     assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
     assert headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(body) == ENCODERS["openmetrics 1.0.0"](registry)
+    # Both answers came from the kept lines, not from the fallback.
+    _, hosts = metrics.hosts()
+    assert set(hosts[0].templates) == {
+        "text/plain; version=0.0.4; charset=utf-8",
+        headers["Content-Type"],
+    }
 
 
 def test_the_rest_goes_to_prometheus_clients_app() -> None:
