@@ -141,6 +141,10 @@ def run_soak(bench: Bench, case: SoakCase | None = None) -> Row:
         process.send_signal(signal.SIGTERM)
         status = process.wait(timeout=30)
     print(f"  end: {end_sample}, {end_scrape}; exit {status}", flush=True)
+    if status != 0:
+        said = process.stderr.read().decode(errors="replace").strip().splitlines()
+        print("  exporter stderr: " + " / ".join(said[-8:]), flush=True)
+        row.notes.append(f"exit {status}: {said[-1] if said else 'nothing on stderr'}")
     assert baseline is not None
     base_sample, base_scrape = baseline
 

@@ -158,3 +158,35 @@ def test_the_rest_goes_to_prometheus_clients_app() -> None:
     status, headers, _ = get(app, REQUEST_METHOD="POST")
     assert status.startswith("405")
     assert headers["Allow"] == "OPTIONS,GET"
+
+
+def test_a_hosts_first_ttl_rewrites_its_ttl_line_only() -> None:
+    # A host's lines are written per family: its first reply brings a TTL line, and the
+    # histogram's 23 lines, the costly ones, are kept as they were.
+    metrics = ExporterMetrics(NAMES)
+    silent = metrics.add(SILENT)
+    fast = FastExposition(metrics, CollectorRegistry())
+    fast.render(generate_latest, "key")
+    _, before = silent.templates["key"]
+    silent.observe(reply_result(SILENT.ip, 0, 800, 63, True, None))
+    assert fast.render(generate_latest, "key") == slow(metrics, generate_latest)
+    _, after = silent.templates["key"]
+    changed = [
+        index for index, (old, new) in enumerate(zip(before, after, strict=True)) if old is not new
+    ]
+    assert changed == [2]  # the TTL gauge (requests, duration, ttl, ...)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS.values(), ids=ENCODERS.keys())
+def test_lines_written_ahead_serve_the_next_scrape(
+    encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics = filled()
+    fast = FastExposition(metrics, CollectorRegistry())
+    fast.warm([(encoder, "key")])
+
+    def not_again(*args: object) -> None:
+        raise AssertionError("a host's lines written again by the scrape")
+
+    monkeypatch.setattr("trio_ping.exporter.exposition._Format.host_templates", not_again)
+    assert fast.render(encoder, "key") == slow(metrics, encoder)

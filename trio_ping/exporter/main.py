@@ -27,7 +27,7 @@ from trio_ping.exporter.config import Config, ConfigError, Resolver, load, resol
 from trio_ping.exporter.exposition import FastExposition
 from trio_ping.exporter.metrics import ExporterMetrics
 from trio_ping.exporter.probes import Probes
-from trio_ping.exporter.server import metrics_app, start_server
+from trio_ping.exporter.server import metrics_app, start_server, write_ahead
 from trio_ping.pinger import Pinger, open_pinger
 
 PROGRAM: Final = "trio-ping-exporter"
@@ -208,7 +208,8 @@ async def serve(
             registry = CollectorRegistry()
             registry.register(metrics)
             registry.register(process)
-            app = metrics_app(FastExposition(metrics, rest), registry)
+            fast = FastExposition(metrics, rest)
+            app = metrics_app(fast, registry)
             try:
                 server, thread = start_server(app, options.host, options.port)
             except OSError as exc:
@@ -217,11 +218,13 @@ async def serve(
                 return FAILED
             try:
                 port = server.server_port
+                write_ahead(fast)
                 log(f"{config.path}: {change.describe()}; listening on port {port}")
                 if ready is not None:
                     ready(port)
                 async for _ in _reloads(signals):
                     log(await _reload(options, resolver, running))
+                    write_ahead(fast)  # for the hosts it started, or new label names
             finally:
                 server.shutdown()
                 server.server_close()

@@ -90,10 +90,12 @@ class HostSeries:
     icmp_errors: dict[str, int] = attrs.field(factory=dict)
     handle: PingHandle | None = None
     """The session pinging this host, which counts its duplicate replies."""
-    templates: dict[str, tuple[tuple[object, ...], tuple[str, ...]]] = attrs.field(factory=dict)
+    templates: dict[str, tuple[tuple[tuple[object, ...], ...], tuple[str, ...]]] = attrs.field(
+        factory=dict
+    )
     """By exposition format: this host's sample lines with their values left out, one
-    format string a family, and the :attr:`HostSnapshot.shape` they were written for
-    (see exposition.py). Only the HTTP server's threads use it."""
+    format string a family, and the shapes (:meth:`HostSnapshot.shapes`) they were written
+    for (see exposition.py). Only the HTTP server's threads use it."""
 
     def observe(self, result: PingResult) -> None:
         """Count one result. Called by the trio thread for each."""
@@ -137,11 +139,17 @@ class HostSnapshot(NamedTuple):
     reasons: tuple[str, ...]
     """The ICMP errors' reasons, in the order of their values."""
 
-    @property
-    def shape(self) -> tuple[object, ...]:
-        """What decides the host's sample lines but for their values: its labels, whether
-        it has a TTL yet, the reasons of its ICMP errors."""
-        return (self.label_values, len(self.values[2]), self.reasons)
+    def shapes(self, names: Sequence[str]) -> tuple[tuple[object, ...], ...]:
+        """What decides each family's sample lines of this host but for their values: the
+        label names and values, how many samples (the TTL's only once one came), and for
+        the ICMP errors their reasons. A family's lines are written again only when its
+        shape changes: a host's first TTL costs its one line, not its histogram's 23."""
+        reasons = self.reasons
+        last = len(self.values) - 1  # the ICMP errors, by reason
+        return tuple(
+            (names, self.label_values, len(values), reasons if family == last else ())
+            for family, values in enumerate(self.values)
+        )
 
 
 def snapshot(series: HostSeries) -> HostSnapshot:

@@ -62,6 +62,21 @@ def metrics_app(fast: FastExposition, registry: CollectorRegistry) -> WsgiApp:
     return app
 
 
+AHEAD: Final = ("", "application/openmetrics-text; version=1.0.0")
+"""The Accept headers of the formats whose lines are written ahead of the first scrape:
+Prometheus' text format (curl and most tools ask for nothing else) and OpenMetrics (what
+a Prometheus server asks for first)."""
+
+
+def write_ahead(fast: FastExposition) -> threading.Thread:
+    """Have every host's lines written in the :data:`AHEAD` formats, in a daemon thread,
+    so the next scrape finds them (after a start, and after a reload)."""
+    formats = [choose_encoder(accept) for accept in AHEAD]
+    thread = threading.Thread(target=fast.warm, args=(formats,), daemon=True)
+    thread.start()
+    return thread
+
+
 class _Quiet(WSGIRequestHandler):
     """Logs no request (as ``prometheus_client``'s server)."""
 
