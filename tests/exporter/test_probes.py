@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import sys
 
+import pytest
 import trio
 import trio.testing
 from prometheus_client import CollectorRegistry, generate_latest
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.engine.helpers import pinger_over
 from tests.fakes import Delivery, FakeIcmpSocket, Sent, reply_bytes
+from trio_ping import SocketPermissionError, open_pinger
 from trio_ping.exporter.config import Probe, TargetGroup
 from trio_ping.exporter.metrics import ExporterMetrics
 from trio_ping.exporter.probes import Probes
@@ -130,3 +132,37 @@ async def test_one_host_in_two_groups_counts_each_groups_own_results(
         ("smokeping_response_duration_seconds_count", "0"): 11,
         ("smokeping_response_duration_seconds_count", "16"): 0,
     }
+
+
+async def test_a_reload_the_pinger_refuses_leaves_what_ran_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The new configuration drops FIRST and adds an IPv6 host, which this pinger cannot
+    # ping (no IPv6 socket): the reload fails as a whole, and FIRST goes on being pinged,
+    # with its series and the old label names.
+    sock = FakeIcmpSocket(twice)
+
+    def ipv4_only(family: socket.AddressFamily) -> FakeIcmpSocket:
+        if family == socket.AF_INET6:
+            raise SocketPermissionError("cannot open an ICMP socket (as IcmpSocket.open says)")
+        return sock
+
+    ipv6 = Probe("2001:db8::1", "2001:db8::1", GROUP)
+    metrics = ExporterMetrics(NAMES)
+    async with (
+        open_pinger(socket_factory=ipv4_only, precise_pacing=False) as pinger,
+        trio.open_nursery() as nursery,
+    ):
+        probes = Probes(nursery, pinger, metrics)
+        probes.apply([FIRST], NAMES)
+        await trio.sleep(5.5)
+        with pytest.raises(SocketPermissionError):
+            probes.apply([SECOND, ipv6], (*NAMES, "zone"))
+        assert probes.running == (FIRST,)
+        assert metrics.label_names == NAMES
+        assert set(counters(metrics, "smokeping_requests_total")) == {"192.0.2.1"}
+        sent_before = len(sock.sent)
+        await trio.sleep(5)
+        assert {s.address for s in sock.sent[sent_before:]} == {"192.0.2.1"}
+        assert len(sock.sent) - sent_before == 5
+        probes.stop()

@@ -63,26 +63,39 @@ class Probes:
         """Make the running probes exactly ``probes``: start the new ones, stop (and drop
         the series of) those no longer wanted, leave the others alone, without a gap.
 
+        All or nothing: the new ones start first, and if the pinger refuses one, those
+        started in this call stop again and the label names go back, so what ran before
+        runs on unchanged.
+
         Raises:
-            ValueError, SocketPermissionError: the pinger refused a new probe (the probes
-                started before it in this call keep running).
+            ValueError, SocketPermissionError: the pinger refused a new probe.
         """
         wanted = dict.fromkeys(probes)
         stopped = tuple(p for p in self._running if p not in wanted)
-        for probe in stopped:
-            self._stop(probe)
-            self._metrics.remove(probe)
-        if label_names != self._metrics.label_names:
-            self._metrics.relabel(label_names)
         started = tuple(p for p in wanted if p not in self._running)
         kept = tuple(p for p in wanted if p in self._running)
+        previous_names = self._metrics.label_names
+        if label_names != previous_names:
+            self._metrics.relabel(label_names)
         # One channel for the probes of each group's settings: within it, a host is in
         # no two probes (config.parse refuses a host twice with the same source and tos).
         by_settings: dict[object, list[Probe]] = {}
         for probe in started:
             by_settings.setdefault(probe.settings, []).append(probe)
-        for batch in by_settings.values():
-            self._start(batch)
+        try:
+            for batch in by_settings.values():
+                self._start(batch)
+        except BaseException:
+            for probe in started:
+                if probe in self._running:
+                    self._stop(probe)
+                    self._metrics.remove(probe)
+            if label_names != previous_names:
+                self._metrics.relabel(previous_names)
+            raise
+        for probe in stopped:
+            self._stop(probe)
+            self._metrics.remove(probe)
         return Change(started, stopped, kept)
 
     def stop(self) -> None:
