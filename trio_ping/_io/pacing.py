@@ -17,10 +17,16 @@ from typing import Final
 
 import trio
 
+from trio_ping._proto.wake_latency import ADVANCE_CEILING_NS, WakeLatency
+
 _CLOCK_MONOTONIC: Final = 1
 _TFD_NONBLOCK: Final = os.O_NONBLOCK
 _TFD_CLOEXEC: Final = os.O_CLOEXEC
 _TFD_TIMER_ABSTIME: Final = 1
+_CALIBRATION_NS: Final = 50_000
+"""The first timer's measuring wake comes this soon after it is armed..."""
+_CALIBRATION_ROOM_NS: Final = 2 * ADVANCE_CEILING_NS
+"""...when its moment is at least this far off (else there is no time to measure)."""
 
 
 class _Timespec(ctypes.Structure):
@@ -55,16 +61,28 @@ class TimerfdSleeper:
             number = ctypes.get_errno()
             raise OSError(number, os.strerror(number))
         self._fd: int = fd
+        self._latency = WakeLatency()
 
     async def sleep_until(self, deadline: float) -> None:
         """Return at ``deadline`` on trio's clock (or at once if it has passed); cancellable."""
         if deadline == float("inf"):
             await trio.sleep_forever()
         # trio's clock is CLOCK_MONOTONIC plus an offset; re-read both to convert.
-        target_ns = int((deadline - trio.current_time() + time.monotonic()) * 1e9)
+        moment_ns = int((deadline - trio.current_time() + time.monotonic()) * 1e9)
+        latency = self._latency
+        if not latency.measured and moment_ns - time.monotonic_ns() > _CALIBRATION_ROOM_NS:
+            # The first timer: a short one first, to learn how late wakes come here.
+            await self._wake_at(time.monotonic_ns() + _CALIBRATION_NS)
+        # Armed early by the wake-ups' usual lateness, so the task runs near the moment.
+        target_ns = moment_ns - latency.advance_ns
         if target_ns <= time.monotonic_ns():
             await trio.lowlevel.checkpoint()
             return
+        await self._wake_at(target_ns)
+
+    async def _wake_at(self, target_ns: int) -> None:
+        """Arm the timer for ``target_ns`` (CLOCK_MONOTONIC), wait for it, and count how
+        late the wake came."""
         value = _Itimerspec(
             _Timespec(0, 0), _Timespec(target_ns // 1_000_000_000, target_ns % 1_000_000_000)
         )
@@ -77,6 +95,7 @@ class TimerfdSleeper:
                 os.read(self._fd, 8)  # the expiry count; reading it re-arms readiness
             except BlockingIOError:
                 continue  # a spurious wake-up
+            self._latency.woke(time.monotonic_ns() - target_ns)
             return
 
     def close(self) -> None:
