@@ -162,6 +162,9 @@ class FakeIcmpSocket(IcmpSocket):
         self._order = itertools.count()
         self._lot = trio.lowlevel.ParkingLot()
 
+    read_capacity = 256
+    """As a real socket's reader (CAPACITY) until a test says otherwise."""
+
     def fit_replies(self, payload_size: int) -> None:
         """Record the size (the fake's replies are never cut short)."""
         self.largest_payload = max(self.largest_payload, payload_size)
@@ -292,7 +295,7 @@ class FakeIcmpSocket(IcmpSocket):
                 raise trio.ClosedResourceError
             now = trio.current_time()
             if now >= self.receiver_stalled_until and self._pending and self._pending[0][0] <= now:
-                return self._take_due(now, limit)
+                return self._take_due(now, min(limit, self.read_capacity))
             next_due = self._pending[0][0] if self._pending else math.inf
             with trio.move_on_at(max(next_due, self.receiver_stalled_until)):
                 await self._lot.park()
@@ -302,7 +305,7 @@ class FakeIcmpSocket(IcmpSocket):
         and regardless of :attr:`receiver_stalled_until`."""
         if self.closed:
             raise trio.ClosedResourceError
-        return self._take_due(trio.current_time(), limit)
+        return self._take_due(trio.current_time(), min(limit, self.read_capacity))
 
     def _take_due(self, now: float, limit: int) -> list[Datagram]:
         batch: list[Datagram] = []

@@ -779,6 +779,22 @@ async def test_a_reply_that_came_in_time_answers_however_late_it_is_read(
     assert at == TimedOutAt(1.0)  # settled by the timeout task's read, not at 3 s
 
 
+async def test_a_reader_with_few_slots_still_reads_everything_before_expiring(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A reader whose slots grew for large replies returns 31 datagrams a read, not 256.
+    # 100 replies wait unread when the timeout task wakes: a read of 31 must not pass for
+    # a drained socket, or the 69 behind it would time out although they came in time.
+    fake = FakeIcmpSocket(echo(0.2))
+    fake.read_capacity = 31
+    fake.receiver_stalled_until = 3.0
+    async with pinger_over(fake) as pinger:
+        receive = start_each(pinger, [f"192.0.2.{i}" for i in range(1, 101)], count=1, interval=1.0)
+        results = [result async for result in receive]
+    assert len(results) == 100
+    assert {result.status for result in results} == {Status.REPLY}
+
+
 async def test_a_reply_that_came_late_still_times_out_when_read_with_the_deadline(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

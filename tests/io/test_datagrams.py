@@ -142,6 +142,12 @@ def test_a_datagram_longer_than_a_slot_is_skipped_until_the_reader_fits_it() -> 
         reader.fit(len(long))
         reader.fit(100)  # never shrinks
         assert reader.slot_size == len(long)
+        assert reader.capacity == 256  # 2 MiB of 5,004-byte slots would be 419
+        sock.sendto(long, sock.getsockname())
+        sock.sendto(short, sock.getsockname())
+        assert [datagram.data for datagram in reader.read()] == [long, short]
+        reader.fit(65_575)  # the largest IPv4 reply on a raw socket, header and all
+        assert reader.capacity == 31
         sock.sendto(long, sock.getsockname())
         sock.sendto(short, sock.getsockname())
         assert [datagram.data for datagram in reader.read()] == [long, short]

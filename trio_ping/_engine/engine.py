@@ -369,7 +369,8 @@ class SocketEngine:
                 # followed would end on trio's whole milliseconds beside the sender's
                 # timerfd. (Pacing at 1 ms still suffers with stamps on: bench case e.)
                 continue
-            if len(batch) < _RECEIVE_BATCH and busy(len(batch), now - last_wake):
+            drained = len(batch) < min(_RECEIVE_BATCH, self._socket.read_capacity)
+            if drained and busy(len(batch), now - last_wake):
                 await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
             last_wake = now
 
@@ -590,7 +591,9 @@ class SocketEngine:
             read_to = self._now()  # before the read: all that arrived by then is read
             batch = receive_nowait(_RECEIVE_BATCH)
             self._handle_batch(batch, self._now())
-            if len(batch) < _RECEIVE_BATCH:
+            # Fewer than a read can return: the socket is drained (a reader whose slots
+            # grew for large replies returns fewer than _RECEIVE_BATCH at a time).
+            if len(batch) < min(_RECEIVE_BATCH, self._socket.read_capacity):
                 return read_to
 
 

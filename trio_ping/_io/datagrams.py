@@ -209,6 +209,12 @@ class DatagramReader:
         """The longest datagram a read returns; longer ones are skipped."""
         return self._slot_size
 
+    @property
+    def capacity(self) -> int:
+        """The most datagrams one read returns (:data:`CAPACITY`, fewer once the slots
+        grew): a read that returns fewer has drained the socket."""
+        return self._capacity
+
     def fit(self, size: int) -> None:
         """Make room for datagrams of ``size`` bytes from now on (the largest reply a
         session can get): the slots grow, never shrink, and are fewer as they grow
@@ -220,6 +226,7 @@ class DatagramReader:
     def _make_slots(self) -> RecvmmsgSlots:
         size = self._slot_size
         capacity = CAPACITY if size == SLOT_SIZE else max(1, min(CAPACITY, BUFFER_LIMIT // size))
+        self._capacity = capacity
         return RecvmmsgSlots(
             self._sock, capacity, size, CONTROL_SIZE, names=not self._source_in_header
         )

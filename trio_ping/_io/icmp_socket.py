@@ -165,6 +165,13 @@ class IcmpSocket:
         header = _MAX_IPV4_HEADER if self.raw_ipv4 else 0
         self._reader.fit(header + icmp.HEADER_LENGTH + payload_size)
 
+    @property
+    def read_capacity(self) -> int:
+        """The most datagrams one :meth:`receive_batch` or :meth:`receive_nowait` returns
+        (fewer than CAPACITY once :meth:`fit_replies` grew the reader's slots): a read
+        that returns fewer has drained the socket."""
+        return self._reader.capacity
+
     def fileno(self) -> int:
         """The descriptor, for trio's wait functions."""
         return self._sock.fileno()
