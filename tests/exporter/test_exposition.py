@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.openmetrics import parser
@@ -20,7 +21,7 @@ from prometheus_client.registry import Collector
 from trio_ping.exporter.config import Probe, TargetGroup
 from trio_ping.exporter.exposition import FastExposition, Unexpected
 from trio_ping.exporter.metrics import ExporterMetrics
-from trio_ping.exporter.server import metrics_app
+from trio_ping.exporter.server import format_key, metrics_app, write_ahead
 from trio_ping.results import icmp_error_result, reply_result, timeout_result
 
 TRICKY = 'back\\slash "quoted"\nnew line {braces} %s'
@@ -144,9 +145,9 @@ def test_the_app_answers_the_format_asked_for_gzipped_if_accepted() -> None:
     assert gzip.decompress(body) == ENCODERS["openmetrics 1.0.0"](registry)
     # Both answers came from the kept lines, not from the fallback.
     _, hosts = metrics.hosts()
-    assert set(hosts[0].templates) == {
+    assert set(hosts[0][0].templates) == {
         "text/plain; version=0.0.4; charset=utf-8",
-        headers["Content-Type"],
+        format_key(headers["Content-Type"]),
     }
 
 
@@ -190,3 +191,40 @@ def test_lines_written_ahead_serve_the_next_scrape(
 
     monkeypatch.setattr("trio_ping.exporter.exposition._Format.host_templates", not_again)
     assert fast.render(encoder, "key") == slow(metrics, encoder)
+
+
+def test_prometheus_2_and_3_share_the_openmetrics_lines_written_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prometheus 2 asks for OpenMetrics with the underscores escaping, 3 with allow-utf-8:
+    # our names are valid legacy names either way, so the lines written ahead serve both,
+    # byte for byte what each encoder writes.
+    metrics = filled()
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    fast = FastExposition(metrics, CollectorRegistry())
+    first = write_ahead(fast)
+    assert write_ahead(fast) is first  # a second ask joins the thread already at it
+    first.join(timeout=30)
+    assert not first.is_alive()
+
+    def not_again(*args: object) -> None:
+        raise AssertionError("a host's lines written again by the scrape")
+
+    monkeypatch.setattr("trio_ping.exporter.exposition._Format.host_templates", not_again)
+    app = metrics_app(fast, registry)
+    for accept in (PROMETHEUS_2, PROMETHEUS_3):
+        encoder, _ = choose_encoder(accept)
+        _, _, body = get(app, HTTP_ACCEPT=accept)
+        assert body == encoder(registry)
+
+
+PROMETHEUS_2 = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+PROMETHEUS_3 = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,"
+    "application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
+)

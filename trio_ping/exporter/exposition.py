@@ -3,19 +3,21 @@
 ``prometheus_client``'s encoders spend about 13 us a sample formatting and escaping its
 labels: 4 s for 10,000 hosts of 26 samples each, every scrape (docs/performance.md). A
 host's labels change only on a relabel, so its sample lines are written by the encoder
-itself the first time a scrape needs them, over a registry holding that host alone, and
-kept without their values, as one format string per family (``HostSeries.templates``). A
-scrape then puts each value in, as ``prometheus_client.utils.floatToGoString`` writes
-it, and the families' HELP and TYPE lines and the format's last line are the encoder's
-own too (of an empty family, and of an empty registry). Nothing here writes a label, a
-name or a header: a host whose lines the encoder writes in a way this does not expect (a
-timestamp, a value elsewhere than last) makes :class:`Unexpected`, and the caller falls
-back to the encoder over the whole registry. tests/exporter/test_exposition.py checks
-that the output is byte for byte the encoder's.
+itself, ahead of the scrapes (:meth:`FastExposition.warm`) or by the first that needs
+them, over a registry holding that host alone, and kept without their values, as one
+format string per family (``HostSeries.templates``). A scrape then puts each value in,
+as ``prometheus_client.utils.floatToGoString`` writes it, and the families' HELP and
+TYPE lines and the format's last line are the encoder's own too (of an empty family, and
+of an empty registry). Nothing here writes a label, a name or a header: a host whose
+lines the encoder writes in a way this does not expect (a timestamp, a value elsewhere
+than last) makes :class:`Unexpected`, and the caller falls back to the encoder over the
+whole registry. tests/exporter/test_exposition.py checks that the output is byte for
+byte the encoder's.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
@@ -131,6 +133,30 @@ class FastExposition:
         self._metrics = metrics
         self._rest = rest
         self._formats: dict[str, _Format] = {}
+        self._ahead_lock = threading.Lock()
+        self._ahead: list[tuple[Encoder, str]] | None = None
+        """Formats to write ahead once the thread doing so finishes its pass."""
+        self._ahead_thread: threading.Thread | None = None
+
+    def warm_in_background(self, formats: Iterable[tuple[Encoder, str]]) -> threading.Thread:
+        """:meth:`warm` in a daemon thread, which is returned: one at a time, however many
+        reloads ask (two threads, each resting half the time, would leave the trio thread
+        no GIL), the running one making another pass for what was asked meanwhile."""
+        with self._ahead_lock:
+            self._ahead = list(formats)
+            if self._ahead_thread is None:
+                self._ahead_thread = threading.Thread(target=self._write_ahead, daemon=True)
+                self._ahead_thread.start()
+            return self._ahead_thread
+
+    def _write_ahead(self) -> None:
+        while True:
+            with self._ahead_lock:
+                formats, self._ahead = self._ahead, None
+                if formats is None:
+                    self._ahead_thread = None
+                    return
+            self.warm(formats)
 
     def render(self, encoder: Encoder, key: str) -> bytes:
         """Everything, in the format of ``encoder``; ``key`` names the format (its
@@ -145,8 +171,8 @@ class FastExposition:
         names, hosts = self._metrics.hosts()
         columns: list[list[str]] = [[header] for header in form.headers]
         text = _GoFloats()
-        for series in hosts:
-            host = snapshot(series)
+        for series, label_values in hosts:
+            host = snapshot(series, label_values)
             for column, template, values in zip(
                 columns, _templates(series, form, key, names, host), host.values, strict=True
             ):
@@ -170,9 +196,9 @@ class FastExposition:
             if form is None:
                 form = self._formats[key] = _Format(encoder)
             names, hosts = self._metrics.hosts()
-            for series in hosts:
+            for series, label_values in hosts:
                 try:
-                    _templates(series, form, key, names, snapshot(series))
+                    _templates(series, form, key, names, snapshot(series, label_values))
                 except Unexpected:
                     continue
                 if time.monotonic() - resumed > WARM_SLICE:

@@ -95,7 +95,8 @@ class HostSeries:
     )
     """By exposition format: this host's sample lines with their values left out, one
     format string a family, and the shapes (:meth:`HostSnapshot.shapes`) they were written
-    for (see exposition.py). Only the HTTP server's threads use it."""
+    for (see exposition.py). Only the HTTP server's threads and the thread that writes
+    them ahead use it."""
 
     def observe(self, result: PingResult) -> None:
         """Count one result. Called by the trio thread for each."""
@@ -152,7 +153,7 @@ class HostSnapshot(NamedTuple):
         )
 
 
-def snapshot(series: HostSeries) -> HostSnapshot:
+def snapshot(series: HostSeries, label_values: tuple[str, ...]) -> HostSnapshot:
     """``series``' figures now, read by the HTTP server's thread while the trio thread
     counts: each once, so that the lines a scrape writes and the values it puts in
     them agree (a new ICMP error's reason between the two would otherwise be a value
@@ -168,7 +169,7 @@ def snapshot(series: HostSeries) -> HostSnapshot:
         [series.send_errors],
         [count for _, count in errors],
     )
-    return HostSnapshot(series.label_values, values, tuple(reason for reason, _ in errors))
+    return HostSnapshot(label_values, values, tuple(reason for reason, _ in errors))
 
 
 class ExporterMetrics(Collector):
@@ -214,10 +215,13 @@ class ExporterMetrics(Collector):
         with self._lock:
             self._series.pop(probe, None)
 
-    def hosts(self) -> tuple[tuple[str, ...], list[HostSeries]]:
-        """The label names and every host's series, as they are now."""
+    def hosts(self) -> tuple[tuple[str, ...], list[tuple[HostSeries, tuple[str, ...]]]]:
+        """The label names and every host's series with its label values, as they are
+        now: read together, under the lock a relabel takes, so that a scrape never pairs
+        the names before a reload with the values after it."""
         with self._lock:
-            return self._label_names, list(self._series.values())
+            names = self._label_names
+            return names, [(series, series.label_values) for series in self._series.values()]
 
     def receive_errors(self) -> CounterMetricFamily:
         """smokeping_receive_errors_total, with its one sample."""
@@ -234,7 +238,7 @@ class ExporterMetrics(Collector):
     def collect(self) -> Iterable[Metric]:
         """Every series' current value (called by ``prometheus_client`` per scrape)."""
         names, hosts = self.hosts()
-        families = host_families(names, [snapshot(series) for series in hosts])
+        families = host_families(names, [snapshot(*host) for host in hosts])
         families.insert(RECEIVE_ERRORS_AT, self.receive_errors())
         return families
 

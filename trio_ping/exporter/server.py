@@ -49,7 +49,7 @@ def metrics_app(fast: FastExposition, registry: CollectorRegistry) -> WsgiApp:
             return fallback(environ, start_response)  # type: ignore[no-any-return]
         encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
         try:
-            output = fast.render(encoder, content_type)
+            output = fast.render(encoder, format_key(content_type))
         except Unexpected:
             return fallback(environ, start_response)  # type: ignore[no-any-return]
         headers = [("Content-Type", content_type)]
@@ -62,19 +62,28 @@ def metrics_app(fast: FastExposition, registry: CollectorRegistry) -> WsgiApp:
     return app
 
 
-AHEAD: Final = ("", "application/openmetrics-text; version=1.0.0")
+AHEAD: Final = ("application/openmetrics-text; version=1.0.0", "")
 """The Accept headers of the formats whose lines are written ahead of the first scrape:
-Prometheus' text format (curl and most tools ask for nothing else) and OpenMetrics (what
-a Prometheus server asks for first)."""
+OpenMetrics first (what a Prometheus server asks for), then Prometheus' text format
+(curl and most tools ask for nothing else)."""
+
+
+def format_key(content_type: str) -> str:
+    """What a scrape's kept lines are filed under: its content type without the name
+    escaping scheme (``escaping=underscores``, ``allow-utf-8``: Prometheus 2 and 3 ask for
+    different ones), which changes nothing here, since every metric and label name of
+    ours is a valid legacy name."""
+    return "; ".join(part for part in content_type.split("; ") if not part.startswith("escaping="))
 
 
 def write_ahead(fast: FastExposition) -> threading.Thread:
-    """Have every host's lines written in the :data:`AHEAD` formats, in a daemon thread,
-    so the next scrape finds them (after a start, and after a reload)."""
-    formats = [choose_encoder(accept) for accept in AHEAD]
-    thread = threading.Thread(target=fast.warm, args=(formats,), daemon=True)
-    thread.start()
-    return thread
+    """Have every host's lines written in the :data:`AHEAD` formats, in the background,
+    so the next scrape finds them (after a start, and after a reload); the thread."""
+    formats = []
+    for accept in AHEAD:
+        encoder, content_type = choose_encoder(accept)
+        formats.append((encoder, format_key(content_type)))
+    return fast.warm_in_background(formats)
 
 
 class _Quiet(WSGIRequestHandler):
