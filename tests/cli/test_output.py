@@ -6,6 +6,7 @@ import errno
 import math
 import os
 import pathlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -280,3 +281,44 @@ async def test_a_write_that_fails_part_way_is_not_repeated_by_the_final_flush(
         send_channel.close()
     lines = b"".join(f"192.0.2.1,{seq},250\n".encode() for seq in range(3))
     assert calls == [lines, lines[20:]]
+
+
+async def test_after_a_failed_write_nothing_more_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A write in the thread takes part of its lines and then fails; a result that came
+    # meanwhile must not be written after the partial line on the way out (it would join
+    # it into one row).
+    entered, go = threading.Event(), threading.Event()
+    calls: list[bytes] = []
+
+    def slow_then_full(fd: int, data: bytes | memoryview) -> int:
+        calls.append(bytes(data))
+        if len(calls) == 1:
+            entered.set()
+            go.wait(10)
+            return len(data) - 4  # all but the line's last 4 bytes
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with a_pipe() as (_, write_fd):
+        os.write(write_fd, b"unread")  # a pipe with unread data: the write takes the thread
+        monkeypatch.setattr(os, "write", slow_then_full)
+        send_channel, receive_channel = trio.open_memory_channel[PingResult](math.inf)
+        send_channel.send_nowait(result(0))
+
+        async def later() -> None:
+            await trio.to_thread.run_sync(entered.wait, 10)
+            send_channel.send_nowait(result(1))
+            go.set()
+
+        async def write() -> None:
+            with pytest.raises(OutputError, match="No space left on device"):
+                await write_results(receive_channel, write_fd, format_csv, ignore)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            nursery.start_soon(later)
+        monkeypatch.undo()
+        send_channel.close()
+    line = b"192.0.2.1,0,250\n"
+    assert calls == [line, line[-4:]]  # and not result 1's line after them

@@ -73,12 +73,15 @@ class TimerfdSleeper:
         if not latency.measured and moment_ns - time.monotonic_ns() > _CALIBRATION_ROOM_NS:
             # The first timer: a short one first, to learn how late wakes come here.
             await self._wake_at(time.monotonic_ns() + _CALIBRATION_NS)
-        # Armed early by the wake-ups' usual lateness, so the task runs near the moment.
-        target_ns = moment_ns - latency.advance_ns
-        if target_ns <= time.monotonic_ns():
+        now_ns = time.monotonic_ns()
+        if moment_ns <= now_ns:
             await trio.lowlevel.checkpoint()
             return
-        await self._wake_at(target_ns)
+        # Armed early by the wake-ups' usual lateness, so the task runs near the moment;
+        # but not for a moment nearer than that, or the caller (the rate cap's wait for
+        # its next token) would find it not yet come and ask again, spinning.
+        advance = latency.advance_ns
+        await self._wake_at(moment_ns - advance if moment_ns - now_ns > advance else moment_ns)
 
     async def _wake_at(self, target_ns: int) -> None:
         """Arm the timer for ``target_ns`` (CLOCK_MONOTONIC), wait for it, and count how

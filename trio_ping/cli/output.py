@@ -267,8 +267,12 @@ async def write_results(
     pending: list[str] = []
     last_write = -math.inf
     never_blocks = _never_blocks(fd)
+    broken = False
+    """A write failed: nothing more is written, not even the final flush, which would
+    follow the failed write's last partial line with a line of its own."""
 
     async def write_pending() -> None:
+        nonlocal broken
         data = "".join(pending).encode()
         if backlog is not None:
             backlog.held = len(pending)
@@ -280,6 +284,9 @@ async def write_results(
                 # before it starts; either would leave lines to be written twice.
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(_write_bytes, fd, data)
+        except (OutputClosed, OutputError):
+            broken = True
+            raise
         finally:
             # Written, or the output failed part way through them: the final flush must
             # not write again what already went out.
@@ -316,6 +323,6 @@ async def write_results(
                 break
             observe(result)
             pending.append(formatter(result))
-        if pending:
+        if pending and not broken:
             with trio.CancelScope(shield=True):
                 await write_pending()
