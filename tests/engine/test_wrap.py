@@ -9,11 +9,13 @@ and 70,000 of them cost seconds of real time, not a wake-up each.
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
 from tests.engine.helpers import TARGET, by_seq, collect, drain, pinger_over, start_each
 from tests.fakes import Delivery, FakeIcmpSocket, Peer, Sent, echo, reply_bytes, silent
+from trio_ping._proto.tracker import ProbeKey, Tracker
 from trio_ping.results import PingResult, Status
 
 ROUND = 0x10000
@@ -114,3 +116,33 @@ async def test_a_short_payload_session_with_every_key_in_flight_fails_a_request_
     assert [result.seq for result in unsent] == [ROUND, ROUND + 1]
     assert "65,536 sequence numbers" in str(unsent[0].reason)
     assert sum(result.status is Status.TIMEOUT for result in results) == ROUND
+
+
+async def test_a_saturated_short_payload_session_fails_at_once_and_sends_once_a_key_frees(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After one walk of all 65,536 keys, the session's next requests fail without another
+    # walk (the sender would hold the loop for seconds), and once its oldest requests time
+    # out their keys serve again: requests are sent again.
+    looks = 0
+    look = Tracker.is_outstanding
+
+    def counted(self: Tracker[object], key: ProbeKey) -> bool:
+        nonlocal looks
+        looks += 1
+        if looks > 4 * ROUND:
+            raise AssertionError("the keys were walked again for a saturated session")
+        return look(self, key)
+
+    monkeypatch.setattr(Tracker, "is_outstanding", counted)
+    fake = FakeIcmpSocket(silent, raw=False)
+    async with pinger_over(fake) as pinger:
+        statuses: list[Status] = []
+        # Saturated at 0.655 s (65,536 requests 10 us apart); the first expires at 0.67 s.
+        async for result in pinger.ping(
+            TARGET, count=ROUND + 3_000, interval=1e-5, timeout=0.67, size=4
+        ):
+            statuses.append(result.status)
+    failed = statuses.count(Status.SEND_FAILED)
+    assert 1_000 < failed < 2_000  # those due between 0.655 s and 0.67 s
+    assert len(fake.sent) + failed == ROUND + 3_000  # the rest were sent, keys freed

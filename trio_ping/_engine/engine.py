@@ -65,7 +65,8 @@ _SENDS_BETWEEN_CHECKPOINTS: Final = 64
 # a second, each due at its own moment, waking for every one would cost more than the
 # sends. Requests only ever leave early, by less than the window, and the same ones go
 # together round after round, so a target's gaps stay whole intervals; a single
-# target's requests are 1 ms or more apart and leave exactly on time.
+# target's requests are 1 ms or more apart and leave on time, give or take a wake-up's
+# jitter (the sender's timer is armed early by the wakes' usual lateness: pacing.py).
 _SEND_WINDOW: Final = 0.5e-3
 # Timeouts are allowed to be late by this much (the contract allows 20 ms), so that one
 # wake-up of the timeout task ends every request due within it.

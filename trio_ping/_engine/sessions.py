@@ -21,7 +21,9 @@ from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping._proto.schedule import Plan, Schedule
 from trio_ping._proto.tracker import ProbeKey, Tracker
-from trio_ping.results import PingResult
+from trio_ping.results import PingResult, Status
+
+_SEND_FAILED: Final = Status.SEND_FAILED  # a module global, read once per result
 
 PAYLOAD_SIZE: Final = 56
 """Bytes after the ICMP header, as iputils ping sends by default."""
@@ -96,6 +98,9 @@ class Session:
     """Echo payload bytes after the ICMP header."""
     ancillary: Ancillary = ()
     """Control messages sent with each request (its TTL, TOS), empty for the socket's."""
+    saturated: bool = False
+    """Every key this session may use awaited an answer at its last request: the next
+    fails at once too, until one of its requests in flight ends (Sessions.claim)."""
 
 
 def probe_key(session: Session, seq: int) -> ProbeKey:
@@ -238,6 +243,8 @@ class Sessions:
         cannot move to another identifier, gets there (65,536 requests in flight to one
         address: a very long timeout against a short interval).
         """
+        if session.saturated:
+            return None  # no key came free since the last look, which walked them all
         is_outstanding = self._tracker.is_outstanding
         skipped = 0
         in_a_round = 0
@@ -254,6 +261,7 @@ class Sessions:
             if session.ident == SHORT_PAYLOAD_IDENT:
                 in_a_round += 1
                 if in_a_round >= _SEQUENCES:
+                    session.saturated = True
                     return None
             elif skipped >= _SKIPS_BEFORE_NEW_IDENT:
                 skipped = 0
@@ -292,6 +300,8 @@ class Sessions:
         if session.finished:
             return
         session.outstanding -= 1
+        if session.saturated and result.status is not _SEND_FAILED:
+            session.saturated = False  # a request in flight ended: its key is free
         try:
             session.results.send_nowait(result)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):

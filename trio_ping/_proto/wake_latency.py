@@ -16,7 +16,7 @@ from typing import Final
 ADVANCE_CEILING_NS: Final = 200_000
 """The most a timer is armed early (and the most one wake counts as late): a wake held
 up by something rarer (another process on the CPU, a paused VM) says nothing about the
-next, and a request never leaves more than this before its moment."""
+next. (The sender then sends what falls due within its window, 0.5 ms, as before.)"""
 _WEIGHT: Final = 8
 """Each wake moves the estimate an eighth of the way to its own lateness."""
 
