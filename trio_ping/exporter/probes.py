@@ -76,6 +76,8 @@ class Probes:
         kept = tuple(p for p in wanted if p in self._running)
         previous_names = self._metrics.label_names
         if label_names != previous_names:
+            # A scrape meanwhile may see the new names, and the new hosts, even if the
+            # pinger then refuses one and all is put back: for a moment, not for good.
             self._metrics.relabel(label_names)
         # One channel for the probes of each group's settings: within it, a host is in
         # no two probes (config.parse refuses a host twice with the same source and tos).
@@ -99,7 +101,8 @@ class Probes:
         return Change(started, stopped, kept)
 
     def stop(self) -> None:
-        """Stop every probe (their series stay, for a last scrape)."""
+        """Stop every probe. Their series stay, for a last scrape, without the results
+        still on their way to the counting tasks (at most the last burst's)."""
         for probe in list(self._running):
             self._stop(probe)
 
