@@ -68,11 +68,14 @@ def test_the_fast_exposition_is_the_encoders_own(encoder: Encoder) -> None:
     assert fast.render(encoder, "key") == slow(metrics, encoder)
     # Again from the kept lines, after the figures moved on (a first TTL, a new
     # reason), a host left and the label names changed.
-    peer = metrics.add(PEER)
+    _, hosts = metrics.hosts()
+    peer, _, silent = (series for series, _ in hosts)  # as filled() added them
+    kept = peer.templates["key"]
     peer.observe(reply_result(PEER.ip, 9, 1_234, 57, True, None))
-    metrics.add(SILENT).observe(reply_result(SILENT.ip, 1, 800, 63, True, None))
+    silent.observe(reply_result(SILENT.ip, 1, 800, 63, True, None))
     metrics.remove(NAMED)
     assert fast.render(encoder, "key") == slow(metrics, encoder)
+    assert peer.templates["key"] is kept  # its shape did not change: its lines served
     metrics.relabel(("ip", "host", "source", "tos"))
     assert fast.render(encoder, "key") == slow(metrics, encoder)
     metrics.relabel(("ip", "host", "source", "tos", "zone"))
