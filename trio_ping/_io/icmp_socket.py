@@ -74,7 +74,8 @@ class SocketPermissionError(PermissionError):
 
 
 _HOW_TO_ALLOW = (
-    "run as root, grant CAP_NET_RAW to the Python interpreter (setcap cap_net_raw+ep), "
+    "run as root, grant CAP_NET_RAW to a private copy of the Python interpreter "
+    "(python3 -m venv --copies, then setcap cap_net_raw+ep on its python3), "
     "or allow ICMP datagram sockets for your group "
     "(sysctl -w net.ipv4.ping_group_range='0 2147483647')"
 )
