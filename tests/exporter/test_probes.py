@@ -3,6 +3,7 @@ counted, a reload's diff applied."""
 
 from __future__ import annotations
 
+import math
 import socket
 import sys
 
@@ -17,7 +18,8 @@ from tests.fakes import Delivery, FakeIcmpSocket, Sent, reply_bytes
 from trio_ping import SocketPermissionError, open_pinger
 from trio_ping.exporter.config import Probe, TargetGroup
 from trio_ping.exporter.metrics import ExporterMetrics
-from trio_ping.exporter.probes import Probes
+from trio_ping.exporter.probes import Probes, _count
+from trio_ping.results import PingResult, timeout_result
 
 GROUP = TargetGroup(hosts=("192.0.2.1", "192.0.2.2"), interval=1.0, timeout=0.5)
 NAMES = ("ip", "host", "source", "tos")
@@ -166,3 +168,17 @@ async def test_a_reload_the_pinger_refuses_leaves_what_ran_running(
         assert {s.address for s in sock.sent[sent_before:]} == {"192.0.2.1"}
         assert len(sock.sent) - sent_before == 5
         probes.stop()
+
+
+async def test_the_counter_ends_quietly_when_the_last_session_closes_within_a_burst() -> None:
+    # The counting task takes a burst's results without waiting; the channel's last sender
+    # may close right after them (probes stopped by a reload), which the non-waiting read
+    # says as EndOfChannel: the task ends, it does not fail the exporter.
+    metrics = ExporterMetrics(NAMES)
+    series = metrics.add(FIRST)
+    send, receive = trio.open_memory_channel[PingResult](math.inf)
+    for seq in range(3):
+        send.send_nowait(timeout_result(FIRST.ip, seq, FIRST.host))
+    send.close()
+    await _count(receive, {FIRST.host: series})
+    assert series.requests == 3

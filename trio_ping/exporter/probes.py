@@ -167,3 +167,5 @@ async def _count(
                     result = receive_nowait()
                 except trio.WouldBlock:
                     break
+                except trio.EndOfChannel:
+                    return  # the last session closed its channel within the burst
