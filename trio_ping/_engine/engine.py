@@ -370,8 +370,7 @@ class SocketEngine:
                 # followed would end on trio's whole milliseconds beside the sender's
                 # timerfd. (Pacing at 1 ms still suffers with stamps on: bench case e.)
                 continue
-            drained = len(batch) < min(_RECEIVE_BATCH, self._socket.read_capacity)
-            if drained and busy(len(batch), now - last_wake):
+            if self._drained(batch) and busy(len(batch), now - last_wake):
                 await trio.sleep(_RECEIVE_PAUSE)  # drained: let the next batch gather
             last_wake = now
 
@@ -592,10 +591,14 @@ class SocketEngine:
             read_to = self._now()  # before the read: all that arrived by then is read
             batch = receive_nowait(_RECEIVE_BATCH)
             self._handle_batch(batch, self._now())
-            # Fewer than a read can return: the socket is drained (a reader whose slots
-            # grew for large replies returns fewer than _RECEIVE_BATCH at a time).
-            if len(batch) < min(_RECEIVE_BATCH, self._socket.read_capacity):
+            if self._drained(batch):
                 return read_to
+
+    def _drained(self, batch: list[Datagram]) -> bool:
+        """Whether the read that gave ``batch`` emptied the socket: it returned fewer than
+        a read can (a reader whose slots grew for large replies returns fewer than
+        _RECEIVE_BATCH at a time)."""
+        return len(batch) < min(_RECEIVE_BATCH, self._socket.read_capacity)
 
 
 def _no_free_key(session: Session, seq: int) -> PingResult:

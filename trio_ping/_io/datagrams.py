@@ -164,6 +164,11 @@ class RecvmmsgSlots:
         self._filled = capacity
         self._headers_address = ctypes.addressof(self._headers)
 
+    @property
+    def capacity(self) -> int:
+        """The slots: the most datagrams one :meth:`receive` fills."""
+        return self._capacity
+
     def receive(self, limit: int, flags: int) -> int:
         """Fill up to ``limit`` slots (at most the capacity) with one recvmmsg call;
         how many it filled. A call interrupted by a signal is made again.
@@ -213,7 +218,7 @@ class DatagramReader:
     def capacity(self) -> int:
         """The most datagrams one read returns (:data:`CAPACITY`, fewer once the slots
         grew): a read that returns fewer has drained the socket."""
-        return self._capacity
+        return self._slots.capacity
 
     def fit(self, size: int) -> None:
         """Make room for datagrams of ``size`` bytes from now on (the largest reply a
@@ -226,7 +231,6 @@ class DatagramReader:
     def _make_slots(self) -> RecvmmsgSlots:
         size = self._slot_size
         capacity = CAPACITY if size == SLOT_SIZE else max(1, min(CAPACITY, BUFFER_LIMIT // size))
-        self._capacity = capacity
         return RecvmmsgSlots(
             self._sock, capacity, size, CONTROL_SIZE, names=not self._source_in_header
         )

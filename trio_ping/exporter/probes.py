@@ -90,14 +90,12 @@ class Probes:
         except BaseException:
             for probe in started:
                 if probe in self._running:
-                    self._stop(probe)
-                    self._metrics.remove(probe)
+                    self._drop(probe)
             if label_names != previous_names:
                 self._metrics.relabel(previous_names)
             raise
         for probe in stopped:
-            self._stop(probe)
-            self._metrics.remove(probe)
+            self._drop(probe)
         return Change(started, stopped, kept)
 
     def stop(self) -> None:
@@ -105,6 +103,11 @@ class Probes:
         still on their way to the counting tasks (at most the last burst's)."""
         for probe in list(self._running):
             self._stop(probe)
+
+    def _drop(self, probe: Probe) -> None:
+        """Stop ``probe`` and take its series away."""
+        self._stop(probe)
+        self._metrics.remove(probe)
 
     def _stop(self, probe: Probe) -> None:
         running = self._running.pop(probe)
