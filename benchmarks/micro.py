@@ -23,7 +23,7 @@ its case):
 - ``run_loop_pass``: trio_ping/_proto/batching.py, trio_ping/_engine/engine.py (_SEND_WINDOW).
 - ``timeout_design``: trio_ping/_engine/engine.py (module docstring: a task per request
   against one cancel scope per socket).
-- ``gc_freeze``: trio_ping/cli/main.py (_tune_garbage_collection).
+- ``gc_freeze``: trio_ping/_garbage.py (both programs' collector tuning).
 - ``write_thread_hop``: trio_ping/cli/output.py (a write that cannot wait skips the thread).
 - ``exposition_10000_hosts``: trio_ping/exporter/exposition.py, trio_ping/exporter/server.py.
 - ``results_hand_off``: trio_ping/exporter/probes.py (one results channel a batch).
@@ -629,7 +629,7 @@ def _allocation_churn(objects: int) -> float:
     return (time.process_time() - start) / objects * US
 
 
-@case("trio_ping/cli/main.py _tune_garbage_collection (gc.freeze and a higher threshold)")
+@case("trio_ping/_garbage.py collect_less_often (gc.freeze and a higher threshold)")
 def gc_freeze(repeat: int) -> Outcome:
     # What start-up leaves behind in a real run (trio, attrs, the modules): a large
     # long-lived heap, which every full collection walks.

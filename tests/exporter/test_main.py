@@ -285,3 +285,41 @@ async def test_rate_goes_to_the_pinger(tmp_path: Path) -> None:
     options = Options(str(path), "127.0.0.1", 0, rate=50.0)
     status = await serve(options, io.StringIO(), pinger_factory=factory, ready=ready)
     assert (status, given) == (OK, [{"rate": 50.0}])
+
+
+async def test_the_programs_run_tunes_the_collector_at_start_and_after_each_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "exporter.toml"
+    path.write_text(GROUP.format(hosts='"192.0.2.1"'))
+    tuned: list[str] = []
+    # The module, which the package's name "main" hides behind its function of that name.
+    program = sys.modules[serve.__module__]
+    monkeypatch.setattr(program, "collect_less_often", lambda: tuned.append("start"))
+    monkeypatch.setattr(program, "freeze_again", lambda: tuned.append("reload"))
+    stderr = io.StringIO()
+    listening = trio.Event()
+
+    async def run() -> None:
+        options = Options(str(path), "127.0.0.1", 0)
+        await serve(
+            options,
+            stderr,
+            pinger_factory=fake_pinger(),
+            ready=lambda _: listening.set(),
+            process_wide=True,
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        with trio.fail_after(10):
+            await listening.wait()
+        assert tuned == ["start"]
+        os.kill(os.getpid(), signal.SIGHUP)
+
+        async def reloaded() -> bool:
+            return "reloaded" in stderr.getvalue()
+
+        await until(reloaded)
+        assert tuned == ["start", "reload"]
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -6,7 +6,6 @@ the exit status.
 
 from __future__ import annotations
 
-import gc
 import math
 import signal
 import socket
@@ -17,6 +16,7 @@ import attrs
 import trio
 
 from trio_ping._addresses import address_for
+from trio_ping._garbage import collect_less_often
 from trio_ping._io.icmp_socket import SocketPermissionError
 from trio_ping.cli.arguments import ArgumentsExit, Config, parse_arguments
 from trio_ping.cli.environment import Environment, Resolver
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     if env is None:
         env = Environment.default()
     if env.process_wide:
-        _tune_garbage_collection()
+        collect_less_often()
     try:
         config = parse_arguments(argv, env)
     except ArgumentsExit as exc:  # --help, --version, or a usage error already said
@@ -98,21 +98,6 @@ def _ignore_signals() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _tune_garbage_collection() -> None:
-    """Collect less often: a run makes many short-lived objects and next to no cycles.
-
-    CPython's collector still walks every long-lived object (trio's, the modules') each
-    time enough new ones pile up: measured at a quarter of the CPU of a 10,000 x 3 run.
-    Freezing what start-up made takes those out of every pass, and a higher first
-    threshold makes passes rarer: beside 600,000 long-lived objects, a result kept a
-    while costs 1.86 us under the default thresholds and 0.70 us after both
-    (benchmarks/micro.py: gc_freeze, Python 3.11.7). A process-wide choice, so the
-    command makes it, never the library.
-    """
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 async def _run(config: Config, run: Run, env: Environment, stdout: int) -> None:

@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any, Final, NoReturn, TextIO
 
 import attrs
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from trio_ping import __version__
+from trio_ping._garbage import collect_less_often, freeze_again
 from trio_ping.exporter.config import Config, ConfigError, Resolver, load, resolve_probes
 from trio_ping.exporter.exposition import FastExposition
 from trio_ping.exporter.metrics import ExporterMetrics
@@ -166,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(options, int):
         return options
     try:
-        return trio.run(serve, options, sys.stderr)
+        return trio.run(partial(serve, options, sys.stderr, process_wide=True))
     except KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
         return OK
 
@@ -178,9 +180,12 @@ async def serve(
     pinger_factory: PingerFactory = open_pinger,
     resolver: Resolver | None = None,
     ready: Callable[[int], None] | None = None,
+    process_wide: bool = False,
 ) -> int:
     """The exporter's run; returns its exit status. ``ready`` is told the port it listens on
-    once every probe has started and signals are handled."""
+    once every probe has started and signals are handled. With ``process_wide`` (the
+    program's own run, not a test's) it tunes the garbage collector for the process
+    (trio_ping/_garbage.py): after start-up, and again after each reload."""
 
     def log(line: str) -> None:
         stderr.write(f"{PROGRAM}: {line}\n")
@@ -216,6 +221,8 @@ async def serve(
                 log(f"--listen: cannot listen on {options.host}:{options.port}: {exc.strerror}")
                 running.stop()
                 return FAILED
+            if process_wide:
+                collect_less_often()  # every probe has started: what lives now, lives long
             try:
                 port = server.server_port
                 write_ahead(fast)
@@ -224,6 +231,8 @@ async def serve(
                     ready(port)
                 async for _ in _reloads(signals):
                     log(await _reload(options, resolver, running))
+                    if process_wide:
+                        freeze_again()  # the removed hosts' cycles go, the new hosts freeze
                     write_ahead(fast)  # for the hosts it started, or new label names
             finally:
                 server.shutdown()
