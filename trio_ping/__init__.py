@@ -3,7 +3,7 @@
 from trio_ping._io.icmp_socket import IcmpSocket, SocketPermissionError
 from trio_ping._io.socket_options import MtuDiscovery
 from trio_ping.pinger import Pinger, PingHandle, open_pinger
-from trio_ping.results import PingResult, Status
+from trio_ping.results import PingResult, ResultSink, Status
 
 __version__ = "0.1.0"
 
@@ -13,6 +13,7 @@ __all__ = [
     "PingHandle",
     "PingResult",
     "Pinger",
+    "ResultSink",
     "SocketPermissionError",
     "Status",
     "__version__",

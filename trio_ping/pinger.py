@@ -43,7 +43,7 @@ from trio_ping._io.socket_options import (
 )
 from trio_ping._proto.rate import TokenBucket
 from trio_ping._quoting import quoted
-from trio_ping.results import PingResult
+from trio_ping.results import PingResult, ResultSink
 
 SocketFactory = Callable[[socket.AddressFamily], IcmpSocket]
 
@@ -193,7 +193,7 @@ class Pinger:
         count: int | None,
         interval: float,
         timeout: float,
-        results: trio.MemorySendChannel[PingResult],
+        results: ResultSink,
         timestamp: bool = False,
         target: str | None = None,
         size: int | None = None,
@@ -203,10 +203,14 @@ class Pinger:
         """Start pinging ``address`` now; every result goes to ``results``, then it closes.
 
         The low-level form of :meth:`ping`, for callers that gather many targets' results
-        on one channel (the CLI does). The channel is the pinger's from this call on: it is
-        closed after the last result, or at once if this raises, so a reader waiting for
-        its end is never left waiting. It should be unbounded (or drained promptly): a
-        full one loses the session's remaining results. ``count`` None pings until the
+        on one channel (the CLI does). ``results`` is the sending end of a trio memory
+        channel, or any :class:`~trio_ping.results.ResultSink`: an object whose
+        ``send_nowait`` takes each result as the pinger settles it, inside the pinger's
+        own task (the exporter counts them so, without a channel and a task to read it).
+        It is the pinger's from this call on: it is closed after the last result, or at
+        once if this raises, so a reader waiting for its end is never left waiting. A
+        channel should be unbounded (or drained promptly): a full one loses the
+        session's remaining results. ``count`` None pings until the
         handle is cancelled (or the pinger closes). ``address`` must be an IP
         address; ``target``, if given, is what the caller asked for (a host name) and
         is carried by every result. The handle returned stops the session

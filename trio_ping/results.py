@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 
@@ -133,6 +133,24 @@ _ICMP_ERROR: Final = Status.ICMP_ERROR
 _SEND_FAILED: Final = Status.SEND_FAILED
 _new = object.__new__
 _set = object.__setattr__
+
+
+class ResultSink(Protocol):
+    """Where a session's results go (:meth:`trio_ping.Pinger.start`): the sending end of
+    a trio memory channel, or any object with these two methods.
+
+    The pinger calls :meth:`send_nowait` once for each result, as it settles it, from
+    inside its own tasks (the receiver's, the timeout task's, the sender's): it must
+    return at once and never wait. Raising ``trio.WouldBlock``,
+    ``trio.BrokenResourceError`` or ``trio.ClosedResourceError`` ends the session, as a
+    full or closed channel does; any other exception fails the pinger.
+    """
+
+    def send_nowait(self, value: PingResult, /) -> None:
+        """Take one result."""
+
+    def close(self) -> None:
+        """The session ended: no result follows."""
 
 
 def reply_result(

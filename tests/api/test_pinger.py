@@ -14,7 +14,7 @@ import trio_ping
 from tests.engine.helpers import TARGET, pinger_over
 from tests.fakes import FakeIcmpSocket, echo, silent
 from trio_ping import PingHandle
-from trio_ping.results import PingResult
+from trio_ping.results import PingResult, ResultSink
 
 
 @pytest.mark.parametrize(
@@ -89,9 +89,11 @@ async def test_start_returns_a_frozen_handle_that_counts_down_and_cancels(
     assert [sent.seq for sent in fake.sent] == [0, 1]
 
 
-def test_the_handle_is_public() -> None:
+def test_the_handle_and_the_sink_protocol_are_public() -> None:
     assert "PingHandle" in trio_ping.__all__
     assert trio_ping.PingHandle is PingHandle
+    assert "ResultSink" in trio_ping.__all__
+    assert trio_ping.ResultSink is ResultSink
 
 
 # Runs without a count, and of any length ---------------------------------------------------
@@ -174,3 +176,55 @@ async def test_a_rate_holds_requests_back_and_says_how_long(
     assert max(times[:10]) < 0.001
     assert times[10:] == pytest.approx([0.001 * k for k in range(1, 91)])
     assert delay == pytest.approx(0.09 - 99 * 0.0001)
+
+
+@attrs.define
+class Recorder:
+    """A results sink that is not a channel: it keeps what it is given, and when it closed;
+    with ``refuse_after``, it says it is full (trio.WouldBlock) from that many on."""
+
+    results: list[PingResult] = attrs.field(factory=list)
+    closed_at: int | None = None
+    refuse_after: int | None = None
+
+    def send_nowait(self, value: PingResult, /) -> None:
+        if self.refuse_after is not None and len(self.results) >= self.refuse_after:
+            raise trio.WouldBlock
+        self.results.append(value)
+
+    def close(self) -> None:
+        assert self.closed_at is None, "closed twice"
+        self.closed_at = len(self.results)
+
+
+async def test_a_sink_that_is_not_a_channel_takes_each_result_as_it_is_settled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    sink = Recorder()
+    async with pinger_over(fake) as pinger:
+        pinger.start(TARGET, count=3, interval=1.0, timeout=1.0, results=sink)
+        await trio.sleep(0.5)  # virtual: the first reply came at 1 ms
+        assert [result.seq for result in sink.results] == [0]  # no reader task in between
+        await trio.sleep(5.0)
+    assert [(result.seq, result.answered) for result in sink.results] == [
+        (0, True),
+        (1, True),
+        (2, True),
+    ]
+    assert sink.closed_at == 3  # closed once, after the last
+
+
+async def test_a_sink_that_says_it_is_full_ends_its_session_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FakeIcmpSocket(echo(0.001))
+    full, other = Recorder(refuse_after=2), Recorder()
+    async with pinger_over(fake) as pinger:
+        pinger.start(TARGET, count=5, interval=1.0, timeout=1.0, results=full)
+        pinger.start("192.0.2.2", count=5, interval=1.0, timeout=1.0, results=other)
+        await trio.sleep(10.0)
+    assert [result.seq for result in full.results] == [0, 1]
+    assert full.closed_at == 2
+    assert len(other.results) == 5
+    assert sum(1 for sent in fake.sent if sent.address == TARGET) == 3  # then it stopped

@@ -3,7 +3,6 @@ counted, a reload's diff applied."""
 
 from __future__ import annotations
 
-import math
 import socket
 import sys
 
@@ -18,8 +17,7 @@ from tests.fakes import Delivery, FakeIcmpSocket, Sent, reply_bytes
 from trio_ping import SocketPermissionError, open_pinger
 from trio_ping.exporter.config import Probe, TargetGroup
 from trio_ping.exporter.metrics import ExporterMetrics
-from trio_ping.exporter.probes import Probes, _count
-from trio_ping.results import PingResult, timeout_result
+from trio_ping.exporter.probes import Probes
 
 GROUP = TargetGroup(hosts=("192.0.2.1", "192.0.2.2"), interval=1.0, timeout=0.5)
 NAMES = ("ip", "host", "source", "tos")
@@ -50,8 +48,8 @@ async def test_probes_ping_until_stopped_and_follow_a_reload(
 ) -> None:
     sock = FakeIcmpSocket(twice)
     metrics = ExporterMetrics(NAMES)
-    async with pinger_over(sock) as pinger, trio.open_nursery() as nursery:
-        probes = Probes(nursery, pinger, metrics)
+    async with pinger_over(sock) as pinger:
+        probes = Probes(pinger, metrics)
         change = probes.apply([FIRST, SECOND], NAMES)
         assert (change.started, change.stopped, change.kept) == ((FIRST, SECOND), (), ())
         await trio.sleep(10.5)
@@ -80,8 +78,8 @@ async def test_a_groups_size_ttl_and_tos_go_with_each_request(
     group = TargetGroup(hosts=("192.0.2.3",), interval=1.0, timeout=0.5, size=100, ttl=7, tos=0xB8)
     sock = FakeIcmpSocket(twice)
     metrics = ExporterMetrics(NAMES)
-    async with pinger_over(sock) as pinger, trio.open_nursery() as nursery:
-        probes = Probes(nursery, pinger, metrics)
+    async with pinger_over(sock) as pinger:
+        probes = Probes(pinger, metrics)
         probes.apply([Probe("192.0.2.3", "192.0.2.3", group)], NAMES)
         await trio.sleep(2.5)
         probes.stop()
@@ -111,8 +109,8 @@ async def test_one_host_in_two_groups_counts_each_groups_own_results(
 
     sock = FakeIcmpSocket(answer_tos_0_only)
     metrics = ExporterMetrics(NAMES)
-    async with pinger_over(sock) as pinger, trio.open_nursery() as nursery:
-        probes = Probes(nursery, pinger, metrics)
+    async with pinger_over(sock) as pinger:
+        probes = Probes(pinger, metrics)
         probes.apply([FIRST, quiet_probe], NAMES)
         await trio.sleep(10.7)
         probes.stop()
@@ -151,11 +149,8 @@ async def test_a_reload_the_pinger_refuses_leaves_what_ran_running(
 
     ipv6 = Probe("2001:db8::1", "2001:db8::1", GROUP)
     metrics = ExporterMetrics(NAMES)
-    async with (
-        open_pinger(socket_factory=ipv4_only, precise_pacing=False) as pinger,
-        trio.open_nursery() as nursery,
-    ):
-        probes = Probes(nursery, pinger, metrics)
+    async with open_pinger(socket_factory=ipv4_only, precise_pacing=False) as pinger:
+        probes = Probes(pinger, metrics)
         probes.apply([FIRST], NAMES)
         await trio.sleep(5.5)
         with pytest.raises(SocketPermissionError):
@@ -168,17 +163,3 @@ async def test_a_reload_the_pinger_refuses_leaves_what_ran_running(
         assert {s.address for s in sock.sent[sent_before:]} == {"192.0.2.1"}
         assert len(sock.sent) - sent_before == 5
         probes.stop()
-
-
-async def test_the_counter_ends_quietly_when_the_last_session_closes_within_a_burst() -> None:
-    # The counting task takes a burst's results without waiting; the channel's last sender
-    # may close right after them (probes stopped by a reload), which the non-waiting read
-    # says as EndOfChannel: the task ends, it does not fail the exporter.
-    metrics = ExporterMetrics(NAMES)
-    series = metrics.add(FIRST)
-    send, receive = trio.open_memory_channel[PingResult](math.inf)
-    for seq in range(3):
-        send.send_nowait(timeout_result(FIRST.ip, seq, FIRST.host))
-    send.close()
-    await _count(receive, {FIRST.host: series})
-    assert series.requests == 3

@@ -21,7 +21,7 @@ from trio_ping._io.socket_options import Ancillary
 from trio_ping._proto import icmp
 from trio_ping._proto.schedule import Plan, Schedule
 from trio_ping._proto.tracker import ProbeKey, Tracker
-from trio_ping.results import PingResult, Status
+from trio_ping.results import PingResult, ResultSink, Status
 
 _SEND_FAILED: Final = Status.SEND_FAILED  # a module global, read once per result
 
@@ -75,7 +75,7 @@ class Session:
     """ICMP Echo (8, or 128 for ICMPv6) or Timestamp (13)."""
     ident: int
     payload: bytes
-    results: trio.MemorySendChannel[PingResult]
+    results: ResultSink
     outstanding: float
     """Requests whose result is not yet known (sent or still planned): infinite for a
     session that runs until cancelled."""
@@ -167,7 +167,7 @@ class Sessions:
         count: int | None,
         interval: float,
         timeout: float,
-        results: trio.MemorySendChannel[PingResult],
+        results: ResultSink,
         timestamp: bool,
         target: str | None,
         size: int = PAYLOAD_SIZE,

@@ -198,9 +198,9 @@ async def serve(
             log(str(exc))
             return USAGE
         kwargs: dict[str, Any] = {} if options.rate is None else {"rate": options.rate}
-        async with pinger_factory(**kwargs) as pinger, trio.open_nursery() as nursery:
+        async with pinger_factory(**kwargs) as pinger:
             metrics = ExporterMetrics(config.label_names, lambda: sum(pinger.discarded()))
-            running = Probes(nursery, pinger, metrics)
+            running = Probes(pinger, metrics)
             try:
                 change = running.apply(probes, config.label_names)
             except (OSError, ValueError) as exc:  # no ICMP socket, or the pinger refused
