@@ -1,14 +1,15 @@
-"""``python -m benchmarks.floor`` (as root): what the least Python pinger costs beside fping.
+"""``python -m benchmarks.floor`` (as root): what the least Python pinger costs beside fping,
+and what each of trio-ping's pieces adds to it.
 
 Issue 18 asks trio-ping for at most 2x fping's CPU at 5,000 targets x 10 requests at 1 s
-(the bench's case b). This measures how much of that budget the interpreter alone takes:
-in a lab of its own, rounds of fping, ``benchmarks/floor_pinger.py`` (a pinger with none
-of trio-ping's work but a ``sendto`` a request and a read, a parse and a line a reply)
-and trio-ping itself, interleaved, each on case b's targets. Every program's CPU is its
-user + sys time (wait4) from start to exit; the medians and their ratios to fping's are
-printed. If the floor's ratio is near the target, what trio-ping does beyond it (trio's
-run loop, the kernel's transmit stamps and their reading, validation, timeouts, the
-writer) cannot fit in what is left.
+(the bench's case b). This measures how much of that budget the interpreter alone takes,
+and where the rest goes: in a lab of its own, rounds of fping, of
+``benchmarks/floor_pinger.py`` (a pinger with none of trio-ping's work but a ``sendto`` a
+request and a read, a parse and a line a reply) and of the same with one more of
+trio-ping's pieces at each rung (trio's run loop, the kernel's transmit stamps, a result
+object a reply through a channel to a writer), and of trio-ping itself, interleaved, each
+on case b's targets. Every program's CPU is its user + sys time (wait4) from start to
+exit; the medians and their ratios to fping's are printed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ TARGETS = 5_000
 COUNT = 10
 INTERVAL_MS = 1000
 _FLOOR = str(Path(__file__).with_name("floor_pinger.py"))
+LADDER: tuple[tuple[str, ...], ...] = (
+    (),
+    ("trio",),
+    ("trio", "stamps"),
+    ("trio", "stamps", "results"),
+)
+"""The floor pinger's rungs: the steps of floor_pinger.py each adds."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             "".join(f"{answering(n)},{COUNT},{INTERVAL_MS}\n" for n in range(1, TARGETS + 1))
         )
         fping_options = ["-q", "-c", str(COUNT), "-i", "0", "-p", str(INTERVAL_MS), "-t", "2000"]
+        schedule = [str(address_file), str(COUNT), str(INTERVAL_MS)]
         programs: dict[str, tuple[list[str], Path | None]] = {
             "fping": ([fping, *fping_options, "-f", str(address_file)], None),
-            "floor": (
-                [sys.executable, _FLOOR, str(address_file), str(COUNT), str(INTERVAL_MS)],
-                None,
-            ),
+            **{
+                " + ".join(("floor", *steps)): ([sys.executable, _FLOOR, *steps, *schedule], None)
+                for steps in LADDER
+            },
             "trio-ping": ([sys.executable, "-m", "trio_ping", "--timeout", "2", "-"], lines_file),
         }
         costs: dict[str, list[float]] = {name: [] for name in programs}
