@@ -18,10 +18,18 @@ from prometheus_client.openmetrics import parser
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from trio_ping.exporter import exposition
 from trio_ping.exporter.config import Probe, TargetGroup
 from trio_ping.exporter.exposition import FastExposition, Unexpected
 from trio_ping.exporter.metrics import ExporterMetrics
-from trio_ping.exporter.server import format_key, metrics_app, write_ahead
+from trio_ping.exporter.server import (
+    WARM_DELAY,
+    WARM_DELAY_PER_HOST,
+    format_key,
+    metrics_app,
+    warm_delay,
+    write_ahead,
+)
 from trio_ping.results import icmp_error_result, reply_result, timeout_result
 
 TRICKY = 'back\\slash "quoted"\nnew line {braces} %s'
@@ -220,6 +228,33 @@ def test_prometheus_2_and_3_share_the_openmetrics_lines_written_ahead(
         encoder, _ = choose_encoder(accept)
         _, _, body = get(app, HTTP_ACCEPT=accept)
         assert body == encoder(registry)
+
+
+def test_lines_are_written_ahead_only_after_the_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer must leave the trio thread the GIL while a first round of requests goes
+    # out: it waits first, then writes (its clock and its rests recorded, not waited).
+    events: list[tuple[str, float]] = []
+    monkeypatch.setattr(
+        "trio_ping.exporter.exposition.time.sleep", lambda seconds: events.append(("rest", seconds))
+    )
+    real = exposition._Format.host_templates
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        events.append(("write", 0.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("trio_ping.exporter.exposition._Format.host_templates", recorded)
+    fast = FastExposition(filled(), CollectorRegistry())
+    write_ahead(fast, delay=30.0).join(timeout=30)
+    assert events[0][0] == "rest"
+    assert 29.0 < events[0][1] <= 30.0
+    assert ("write", 0.0) in events[1:]
+
+
+def test_the_delay_grows_with_the_hosts_running() -> None:
+    assert warm_delay(0) == WARM_DELAY
+    assert warm_delay(10_000) == pytest.approx(WARM_DELAY + 10_000 * WARM_DELAY_PER_HOST)
+    assert warm_delay(10_000) > warm_delay(100)
 
 
 PROMETHEUS_2 = (

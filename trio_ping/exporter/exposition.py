@@ -134,16 +134,20 @@ class FastExposition:
         self._rest = rest
         self._formats: dict[str, _Format] = {}
         self._ahead_lock = threading.Lock()
-        self._ahead: list[tuple[Encoder, str]] | None = None
-        """Formats to write ahead once the thread doing so finishes its pass."""
+        self._ahead: tuple[list[tuple[Encoder, str]], float] | None = None
+        """Formats to write ahead once the thread doing so finishes its pass, and the
+        monotonic time before which it must not start."""
         self._ahead_thread: threading.Thread | None = None
 
-    def warm_in_background(self, formats: Iterable[tuple[Encoder, str]]) -> threading.Thread:
-        """:meth:`warm` in a daemon thread, which is returned: one at a time, however many
-        reloads ask (two threads, each resting half the time, would leave the trio thread
-        no GIL), the running one making another pass for what was asked meanwhile."""
+    def warm_in_background(
+        self, formats: Iterable[tuple[Encoder, str]], delay: float = 0.0
+    ) -> threading.Thread:
+        """:meth:`warm` in a daemon thread, which is returned, starting ``delay`` seconds
+        from now: one at a time, however many reloads ask (two threads, each resting half
+        the time, would leave the trio thread no GIL), the running one making another pass
+        for what was asked meanwhile."""
         with self._ahead_lock:
-            self._ahead = list(formats)
+            self._ahead = (list(formats), time.monotonic() + delay)
             if self._ahead_thread is None:
                 self._ahead_thread = threading.Thread(target=self._write_ahead, daemon=True)
                 self._ahead_thread.start()
@@ -152,10 +156,12 @@ class FastExposition:
     def _write_ahead(self) -> None:
         while True:
             with self._ahead_lock:
-                formats, self._ahead = self._ahead, None
-                if formats is None:
+                ahead, self._ahead = self._ahead, None
+                if ahead is None:
                     self._ahead_thread = None
                     return
+            formats, not_before = ahead
+            time.sleep(max(0.0, not_before - time.monotonic()))
             self.warm(formats)
 
     def render(self, encoder: Encoder, key: str) -> bytes:

@@ -29,7 +29,7 @@ from trio_ping.exporter.config import Config, ConfigError, Resolver, load, resol
 from trio_ping.exporter.exposition import FastExposition
 from trio_ping.exporter.metrics import ExporterMetrics
 from trio_ping.exporter.probes import Probes
-from trio_ping.exporter.server import metrics_app, start_server, write_ahead
+from trio_ping.exporter.server import metrics_app, start_server, warm_delay, write_ahead
 from trio_ping.pinger import Pinger, open_pinger
 
 PROGRAM: Final = "trio-ping-exporter"
@@ -225,7 +225,7 @@ async def serve(
                 collect_less_often()  # every probe has started: what lives now, lives long
             try:
                 port = server.server_port
-                write_ahead(fast)
+                write_ahead(fast, warm_delay(len(running.running)))
                 log(f"{config.path}: {change.describe()}; listening on port {port}")
                 if ready is not None:
                     ready(port)
@@ -233,7 +233,8 @@ async def serve(
                     log(await _reload(options, resolver, running))
                     if process_wide:
                         freeze_again()  # the removed hosts' cycles go, the new hosts freeze
-                    write_ahead(fast)  # for the hosts it started, or new label names
+                    # For the hosts it started, or new label names.
+                    write_ahead(fast, warm_delay(len(running.running)))
             finally:
                 server.shutdown()
                 server.server_close()

@@ -76,14 +76,32 @@ def format_key(content_type: str) -> str:
     return "; ".join(part for part in content_type.split("; ") if not part.startswith("escaping="))
 
 
-def write_ahead(fast: FastExposition) -> threading.Thread:
+WARM_DELAY: Final = 0.5
+"""Seconds the lines wait before they are written ahead, after a start or a reload ..."""
+WARM_DELAY_PER_HOST: Final = 100e-6
+"""... and this much more for each host running, so that the new hosts' first requests
+have all gone out first. The writing takes half the GIL while it runs; during a first
+round it holds the sender back, and the schedule keeps each target's first request's
+late start (Schedule.pop_due), so the round's requests stay spread over a longer
+stretch of each interval for good: more wakes, smaller batches. Measured at 10,000
+hosts at 1 s, steady state 40 to 60 s after start (two interleaved pairs, 2026-12-03):
+24 to 32 us of CPU an echo written at once, 21 to 26 written 2 s later."""
+
+
+def warm_delay(hosts: int) -> float:
+    """How long to wait before writing lines ahead with ``hosts`` running."""
+    return WARM_DELAY + hosts * WARM_DELAY_PER_HOST
+
+
+def write_ahead(fast: FastExposition, delay: float = 0.0) -> threading.Thread:
     """Have every host's lines written in the :data:`AHEAD` formats, in the background,
-    so the next scrape finds them (after a start, and after a reload); the thread."""
+    ``delay`` seconds from now, so the next scrape finds them (after a start, and after a
+    reload); the thread."""
     formats = []
     for accept in AHEAD:
         encoder, content_type = choose_encoder(accept)
         formats.append((encoder, format_key(content_type)))
-    return fast.warm_in_background(formats)
+    return fast.warm_in_background(formats, delay)
 
 
 class _Quiet(WSGIRequestHandler):
