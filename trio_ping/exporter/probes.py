@@ -4,9 +4,9 @@ configuration as reloads change it.
 Each session counts its results straight into its host's series as the pinger settles
 them: its results sink (``trio_ping.ResultSink``) is a :class:`_Counting`, called in the
 pinger's own task. No channel and no task to read it: a channel shared by the sessions
-started together, read by one counting task, cost 4.6 to 4.8 us an echo more at 10,000
-hosts at 1 s (two interleaved pairs of 30 s runs, 2026-12-03); a channel and a reader
-task per host, a task switch an echo on top (benchmarks/micro.py: results_hand_off).
+started together, read by one counting task, cost 0.37 us a result against the sink's
+0.07, and a channel and a reader task per host 5.7 us (benchmarks/micro.py:
+results_hand_off).
 """
 
 from __future__ import annotations
