@@ -210,11 +210,11 @@ class Pinger:
         It is the pinger's from this call on: it is closed after the last result, or at
         once if this raises, so a reader waiting for its end is never left waiting. A
         channel should be unbounded (or drained promptly): a full one loses the
-        session's remaining results. ``count`` None pings until the
-        handle is cancelled (or the pinger closes). ``address`` must be an IP
-        address; ``target``, if given, is what the caller asked for (a host name) and
-        is carried by every result. The handle returned stops the session
-        (:meth:`PingHandle.cancel`) and counts its duplicate replies.
+        session's remaining results. ``count`` None pings until the handle is cancelled
+        (or the pinger closes). ``address`` must be an IP address; ``target``, if given,
+        is what the caller asked for (a host name) and is carried by every result. The
+        handle returned stops the session (:meth:`PingHandle.cancel`) and counts its
+        duplicate replies.
 
         An IPv6 link-local address carries its zone, ``fe80::1%eth0`` (the interface's
         name or index): requests leave by that interface, and only replies that came in

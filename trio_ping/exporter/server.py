@@ -81,9 +81,10 @@ WARM_DELAY: Final = 0.5
 WARM_DELAY_PER_HOST: Final = 100e-6
 """... and this much more for each host running, so that the new hosts' first requests
 have all gone out first. The writing takes half the GIL while it runs; during a first
-round it holds the sender back, and the schedule keeps each target's first request's
-late start (Schedule.pop_due), so the round's requests stay spread over a longer
-stretch of each interval for good: more wakes, smaller batches. Measured at 10,000
+round it holds the sender back, and (most likely the cause) the schedule keeps each
+target's first request's late start (Schedule.pop_due), so the round's requests stay
+spread over a longer stretch of each interval for good: more wakes, smaller batches.
+What was measured, at 10,000
 hosts at 1 s, steady state 40 to 60 s after start (two interleaved pairs, 2026-12-03):
 24 to 32 us of CPU an echo written at once, 21 to 26 written 2 s later."""
 
