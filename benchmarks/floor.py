@@ -28,12 +28,14 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from tests.lab.addresses import answering  # noqa: E402 -- needs the path above
+from benchmarks.batch import TIMEOUT_S, batch_cases  # noqa: E402 -- needs the path above
+from tests.lab.addresses import answering  # noqa: E402
 from tests.lab.netns import Lab, lab_context  # noqa: E402
 
-TARGETS = 5_000
-COUNT = 10
-INTERVAL_MS = 1000
+_CASE_B = batch_cases(quick=False)["b"]  # the bench's own case b, not a copy of its figures
+TARGETS = _CASE_B.targets
+COUNT = _CASE_B.count
+INTERVAL_MS = _CASE_B.interval_ms
 _FLOOR = str(Path(__file__).with_name("floor_pinger.py"))
 LADDER: tuple[tuple[str, ...], ...] = (
     (),
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         lines_file.write_text(
             "".join(f"{answering(n)},{COUNT},{INTERVAL_MS}\n" for n in range(1, TARGETS + 1))
         )
-        fping_options = ["-q", "-c", str(COUNT), "-i", "0", "-p", str(INTERVAL_MS), "-t", "2000"]
+        fping_options = ["-q", "-c", str(COUNT), "-i", "0", "-p", str(INTERVAL_MS)]
+        fping_options += ["-t", str(TIMEOUT_S * 1000)]
         schedule = [str(address_file), str(COUNT), str(INTERVAL_MS)]
         programs: dict[str, tuple[list[str], Path | None]] = {
             "fping": ([fping, *fping_options, "-f", str(address_file)], None),
@@ -69,14 +72,20 @@ def main(argv: list[str] | None = None) -> int:
                 " + ".join(("floor", *steps)): ([sys.executable, _FLOOR, *steps, *schedule], None)
                 for steps in LADDER
             },
-            "trio-ping": ([sys.executable, "-m", "trio_ping", "--timeout", "2", "-"], lines_file),
+            "trio-ping": (
+                [sys.executable, "-m", "trio_ping", "--timeout", str(TIMEOUT_S), "-"],
+                lines_file,
+            ),
         }
         costs: dict[str, list[float]] = {name: [] for name in programs}
         for round_number in range(1, options.rounds + 1):
             for name, (command, stdin_path) in programs.items():
-                cpu, answered = _measured(lab, command, stdin_path, scratch)
-                if name != "fping" and answered != requests:
-                    print(f"{name}: {answered:,} of {requests:,} answered", file=sys.stderr)
+                cpu, answered, status = _measured(lab, command, stdin_path, scratch)
+                if status != 0 or (name != "fping" and answered != requests):
+                    print(
+                        f"{name}: exit {status}, {answered:,} of {requests:,} answered",
+                        file=sys.stderr,
+                    )
                     return 1
                 costs[name].append(cpu / requests * 1e6)
                 print(f"round {round_number} {name}: {cpu:.2f} s CPU", flush=True)
@@ -94,18 +103,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _measured(
     lab: Lab, command: Sequence[str], stdin_path: Path | None, workdir: str
-) -> tuple[float, int]:
-    """CPU seconds (user + sys) of one run in the lab's client namespace, and the replies
-    it printed (a line not ending in -1)."""
+) -> tuple[float, int, int]:
+    """CPU seconds (user + sys) of one run in the lab's client namespace, the replies it
+    printed (a line not ending in -1), and its exit status."""
     with open(stdin_path or os.devnull, "rb") as stdin:
         process = subprocess.Popen(
             lab.command(command), stdin=stdin, stdout=subprocess.PIPE, cwd=workdir
         )
         assert process.stdout is not None
         stdout = process.stdout.read()
-        _, _, usage = os.wait4(process.pid, 0)
+        _, wait_status, usage = os.wait4(process.pid, 0)
     answered = sum(1 for line in stdout.splitlines() if not line.endswith(b",-1"))
-    return usage.ru_utime + usage.ru_stime, answered
+    return usage.ru_utime + usage.ru_stime, answered, os.waitstatus_to_exitcode(wait_status)
 
 
 if __name__ == "__main__":

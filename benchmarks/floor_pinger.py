@@ -10,13 +10,13 @@ checksum and one packet a round for every target (the same payload for all), lin
 written once at the end. What is left is the interpreter's share of the work any pinger
 does: a ``sendto`` a request, a read and a parse and a dict lookup and a line a reply.
 
-Each STEP adds one piece of what trio-ping does, so that ``benchmarks.floor --ladder``
-can say what each costs:
+Each STEP adds one piece of what trio-ping does, so that ``benchmarks.floor`` can say
+what each costs:
 
 - ``trio``: the same loop in trio, waiting with ``trio.lowlevel.wait_readable`` and
   ``trio.sleep_until``, and a checkpoint every 64 sends (as the engine's sender);
 - ``stamps``: the kernel's transmit stamps (trio-ping's flags), each read off the error
-  queue, one ``recvmsg`` an entry, its key unpacked;
+  queue, one ``recvmsg`` an entry, its key unpacked (exit status 1 if none came);
 - ``results`` (with ``trio``): a ``PingResult`` a reply (trio-ping's factory), sent
   through a trio memory channel to trio-ping's own writer (``write_results``, its CSV).
 """
@@ -30,7 +30,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 STEPS = ("trio", "stamps", "results")
 TIMEOUT_NS = 2_000_000_000
@@ -116,12 +116,16 @@ class Pinger:
                     self.last_key = key_at.unpack_from(data, 12)[0]  # ee_data: the stamp's key
                     self.stamped += 1
 
-    def send_round(self, seq: int) -> None:
+    def sending(self, seq: int) -> Iterator[None]:
+        """Send round ``seq`` to every target, pausing (a yield) after every
+        _SENDS_BETWEEN_CHECKPOINTS sends: the trio loop checkpoints there."""
         packet = _packet(self.ident, seq, self.payload)
         sent, now, sendto = self.sent, time.monotonic_ns, self.sock.sendto
         for target, destination in enumerate(self.destinations):
             sent[(target, seq)] = now()
             sendto(packet, destination)
+            if target % _SENDS_BETWEEN_CHECKPOINTS == _SENDS_BETWEEN_CHECKPOINTS - 1:
+                yield
 
     def finish(self) -> None:
         self.lines.extend(f"{self.addresses[target]},{seq},-1\n" for target, seq in self.sent)
@@ -137,7 +141,8 @@ class Pinger:
             while (left := due - now()) > 0:
                 poller.poll(left / 1e9)
                 self.drain()
-            self.send_round(seq)
+            for _ in self.sending(seq):
+                pass
             self.drain()
         end = now() + TIMEOUT_NS
         while self.sent and (left := end - now()) > 0:
@@ -177,7 +182,8 @@ class Pinger:
                 start = trio.current_time()
                 for seq in range(count):
                     await trio.sleep_until(start + seq * interval_ms / 1000)
-                    await self.send_round_trio(seq)
+                    for _ in self.sending(seq):
+                        await trio.lowlevel.checkpoint()
                 io.cancel_scope.cancel()
             with trio.move_on_after(TIMEOUT_NS / 1e9):  # the last replies
                 while self.sent:
@@ -186,17 +192,6 @@ class Pinger:
             if results:
                 channel.close()  # the writer takes what is left, then ends
         self.finish()
-
-    async def send_round_trio(self, seq: int) -> None:
-        import trio
-
-        packet = _packet(self.ident, seq, self.payload)
-        sent, now, sendto = self.sent, time.monotonic_ns, self.sock.sendto
-        for target, destination in enumerate(self.destinations):
-            sent[(target, seq)] = now()
-            sendto(packet, destination)
-            if target % _SENDS_BETWEEN_CHECKPOINTS == _SENDS_BETWEEN_CHECKPOINTS - 1:
-                await trio.lowlevel.checkpoint()
 
 
 def main() -> int:
@@ -217,6 +212,9 @@ def main() -> int:
         trio.run(pinger.run_trio, count, interval_ms, "results" in steps)
     else:
         pinger.run(count, interval_ms)
+    if pinger.stamps and not pinger.stamped:
+        print("floor_pinger.py: the stamps step read no transmit stamp", file=sys.stderr)
+        return 1
     return 0
 
 
