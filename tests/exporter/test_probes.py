@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Callable
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -29,6 +31,17 @@ def twice(sent: Sent) -> list[Delivery]:
     """Every reply comes twice: the second is a duplicate."""
     reply = reply_bytes(sent)
     return [Delivery(0.01, reply, sent.address), Delivery(0.02, reply, sent.address)]
+
+
+def ipv4_only(sock: FakeIcmpSocket) -> Callable[[socket.AddressFamily], FakeIcmpSocket]:
+    """A socket factory with ``sock`` for IPv4 and no IPv6 socket to open."""
+
+    def factory(family: socket.AddressFamily) -> FakeIcmpSocket:
+        if family == socket.AF_INET6:
+            raise SocketPermissionError("cannot open an ICMP socket (as IcmpSocket.open says)")
+        return sock
+
+    return factory
 
 
 def counters(metrics: ExporterMetrics, name: str) -> dict[str, float]:
@@ -134,32 +147,66 @@ async def test_one_host_in_two_groups_counts_each_groups_own_results(
     }
 
 
+SHORT = TargetGroup(hosts=("192.0.2.1",), interval=1.0, timeout=0.5, size=8)
+SHORT_FIRST = Probe("192.0.2.1", "192.0.2.1", SHORT)
+
+
+@pytest.mark.parametrize(
+    ("raw", "running", "wanted"),
+    [
+        # The new configuration drops FIRST and adds SECOND.
+        (True, FIRST, SECOND),
+        # It changes FIRST's group. FIRST's payload is short, on a datagram socket: its
+        # old session stops for the new one, and must start again.
+        (False, SHORT_FIRST, Probe("192.0.2.1", "192.0.2.1", attrs.evolve(SHORT, interval=0.5))),
+    ],
+    ids=["a-new-host", "a-replaced-short-payload-host"],
+)
 async def test_a_reload_the_pinger_refuses_leaves_what_ran_running(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, raw: bool, running: Probe, wanted: Probe
 ) -> None:
-    # The new configuration drops FIRST and adds an IPv6 host, which this pinger cannot
-    # ping (no IPv6 socket): the reload fails as a whole, and FIRST goes on being pinged,
+    # The new configuration also adds an IPv6 host, which this pinger cannot ping (no IPv6
+    # socket): the reload fails as a whole, and the IPv4 host goes on being pinged as before,
     # with its series and the old label names.
-    sock = FakeIcmpSocket(twice)
-
-    def ipv4_only(family: socket.AddressFamily) -> FakeIcmpSocket:
-        if family == socket.AF_INET6:
-            raise SocketPermissionError("cannot open an ICMP socket (as IcmpSocket.open says)")
-        return sock
-
+    sock = FakeIcmpSocket(twice, raw=raw)
     ipv6 = Probe("2001:db8::1", "2001:db8::1", GROUP)
     metrics = ExporterMetrics(NAMES)
-    async with open_pinger(socket_factory=ipv4_only, precise_pacing=False) as pinger:
+    async with open_pinger(socket_factory=ipv4_only(sock), precise_pacing=False) as pinger:
         probes = Probes(pinger, metrics)
-        probes.apply([FIRST], NAMES)
-        await trio.sleep(5.5)
+        probes.apply([running], NAMES)
+        await trio.sleep(5.25)
         with pytest.raises(SocketPermissionError):
-            probes.apply([SECOND, ipv6], (*NAMES, "zone"))
-        assert probes.running == (FIRST,)
+            probes.apply([wanted, ipv6], (*NAMES, "zone"))
+        assert probes.running == (running,)
         assert metrics.label_names == NAMES
         assert set(counters(metrics, "smokeping_requests_total")) == {"192.0.2.1"}
         sent_before = len(sock.sent)
-        await trio.sleep(5)
+        await trio.sleep(4.9)
         assert {s.address for s in sock.sent[sent_before:]} == {"192.0.2.1"}
-        assert len(sock.sent) - sent_before == 5
+        assert len(sock.sent) - sent_before == 5  # every second, as before
+        probes.stop()
+
+
+async def test_a_reload_that_changes_a_short_payload_host_replaces_its_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # On an ICMP datagram socket only one session an address may send payloads under 10
+    # bytes (too short to carry the session's identifier): the host's old session must stop
+    # for its new one, with the new interval, to start.
+    sock = FakeIcmpSocket(twice, raw=False)
+    before = SHORT_FIRST
+    after = Probe("192.0.2.1", "192.0.2.1", attrs.evolve(SHORT, interval=0.5))
+    metrics = ExporterMetrics(NAMES)
+    async with pinger_over(sock) as pinger:
+        probes = Probes(pinger, metrics)
+        probes.apply([before], NAMES)
+        await trio.sleep(5.25)
+        change = probes.apply([after], NAMES)
+        assert (change.started, change.stopped, change.kept) == ((after,), (before,), ())
+        assert probes.running == (after,)
+        sent_before = len(sock.sent)
+        await trio.sleep(4.9)
+        assert len(sock.sent) - sent_before == 10  # the new session's, every 0.5 s
+        assert counters(metrics, "smokeping_requests_total") == {"192.0.2.1": 10}
+        assert counters(metrics, "smokeping_response_duplicates_total") == {"192.0.2.1": 10}
         probes.stop()

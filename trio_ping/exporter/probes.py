@@ -67,7 +67,8 @@ class Probes:
 
         All or nothing: the new ones start first, and if the pinger refuses one, those
         started in this call stop again and the label names go back, so what ran before
-        runs on unchanged.
+        runs on (a host whose old session had to stop first starts again, its counters
+        from zero: see :meth:`_start_or_replace`).
 
         Raises:
             ValueError, SocketPermissionError: the pinger refused a new probe.
@@ -81,18 +82,22 @@ class Probes:
             # A scrape meanwhile may see the new names, and the new hosts, even if the
             # pinger then refuses one and all is put back: for a moment, not for good.
             self._metrics.relabel(label_names)
+        replaced: list[Probe] = []
         try:
             for probe in started:
-                self._start(probe)
+                self._start_or_replace(probe, stopped, replaced)
         except BaseException:
             for probe in started:
                 if probe in self._running:
                     self._drop(probe)
+            for probe in replaced:
+                self._start(probe)  # its series begin again, at zero
             if label_names != previous_names:
                 self._metrics.relabel(previous_names)
             raise
         for probe in stopped:
-            self._drop(probe)
+            if probe in self._running:  # not replaced already
+                self._drop(probe)
         return Change(started, stopped, kept)
 
     def stop(self) -> None:
@@ -100,6 +105,27 @@ class Probes:
         settled before."""
         for probe in list(self._running):
             self._stop(probe)
+
+    def _start_or_replace(
+        self, probe: Probe, stopped: tuple[Probe, ...], replaced: list[Probe]
+    ) -> None:
+        """Start ``probe``; if the pinger refuses it while a probe of the same address that
+        is to stop still runs, stop that one first (adding it to ``replaced``) and try again.
+
+        On an ICMP datagram socket only one session an address may send payloads under 10
+        bytes, too short to carry the session's identifier (``Sessions.open``), so such a
+        host whose group changed cannot run its old session and its new one side by side.
+        """
+        try:
+            self._start(probe)
+        except ValueError:
+            same_address = [p for p in stopped if p.ip == probe.ip and p in self._running]
+            if not same_address:
+                raise
+            for old in same_address:
+                self._drop(old)
+                replaced.append(old)
+            self._start(probe)
 
     def _drop(self, probe: Probe) -> None:
         """Stop ``probe`` and take its series away."""
