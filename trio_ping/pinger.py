@@ -31,7 +31,7 @@ from trio_ping._addresses import (
 )
 from trio_ping._engine.alarm import SleepUntil
 from trio_ping._engine.engine import SocketEngine
-from trio_ping._engine.sessions import PAYLOAD_SIZE, Session
+from trio_ping._engine.sessions import IDENTIFIED_SIZE, PAYLOAD_SIZE, Session
 from trio_ping._io import socket_options
 from trio_ping._io.icmp_socket import IcmpSocket
 from trio_ping._io.socket_options import (
@@ -52,6 +52,10 @@ DEFAULT_TIMEOUT = 5.0
 
 DEFAULT_SIZE = PAYLOAD_SIZE
 """Echo payload bytes after the ICMP header, as iputils ping sends by default."""
+
+SHORT_SIZE_LIMIT = IDENTIFIED_SIZE
+"""Payloads under this many bytes cannot say which session they are: on an ICMP datagram
+socket only one such session per address may run at a time (:meth:`Pinger.start`)."""
 
 MTU_DISCOVERY_MODES = {"do": MtuDiscovery.DO, "want": MtuDiscovery.WANT, "dont": MtuDiscovery.DONT}
 """The ``-M`` names (iputils ping's) of the path MTU discovery modes."""

@@ -48,12 +48,15 @@ def counters(metrics: ExporterMetrics, name: str) -> dict[str, float]:
     registry = CollectorRegistry()
     registry.register(metrics)
     text = generate_latest(registry).decode()
-    return {
-        s.labels["host"]: s.value
+    samples = [
+        (s.labels["host"], s.value)
         for family in text_string_to_metric_families(text)
         for s in family.samples
         if s.name == name
-    }
+    ]
+    values = dict(samples)
+    assert len(values) == len(samples), f"a host with two {name} series: {samples}"
+    return values
 
 
 async def test_probes_ping_until_stopped_and_follow_a_reload(
@@ -152,18 +155,27 @@ SHORT_FIRST = Probe("192.0.2.1", "192.0.2.1", SHORT)
 
 
 @pytest.mark.parametrize(
-    ("raw", "running", "wanted"),
+    ("raw", "running", "wanted", "requests"),
     [
-        # The new configuration drops FIRST and adds SECOND.
-        (True, FIRST, SECOND),
+        # The new configuration drops FIRST and adds SECOND: FIRST counts on.
+        (True, FIRST, SECOND, 6 + 5),
         # It changes FIRST's group. FIRST's payload is short, on a datagram socket: its
-        # old session stops for the new one, and must start again.
-        (False, SHORT_FIRST, Probe("192.0.2.1", "192.0.2.1", attrs.evolve(SHORT, interval=0.5))),
+        # old session stops for the new one, and starts again, its counters from zero.
+        (
+            False,
+            SHORT_FIRST,
+            Probe("192.0.2.1", "192.0.2.1", attrs.evolve(SHORT, interval=0.5)),
+            5,
+        ),
     ],
     ids=["a-new-host", "a-replaced-short-payload-host"],
 )
 async def test_a_reload_the_pinger_refuses_leaves_what_ran_running(
-    autojump_clock: trio.testing.MockClock, raw: bool, running: Probe, wanted: Probe
+    autojump_clock: trio.testing.MockClock,
+    raw: bool,
+    running: Probe,
+    wanted: Probe,
+    requests: int,
 ) -> None:
     # The new configuration also adds an IPv6 host, which this pinger cannot ping (no IPv6
     # socket): the reload fails as a whole, and the IPv4 host goes on being pinged as before,
@@ -184,13 +196,14 @@ async def test_a_reload_the_pinger_refuses_leaves_what_ran_running(
         await trio.sleep(4.9)
         assert {s.address for s in sock.sent[sent_before:]} == {"192.0.2.1"}
         assert len(sock.sent) - sent_before == 5  # every second, as before
+        assert counters(metrics, "smokeping_requests_total") == {"192.0.2.1": requests}
         probes.stop()
 
 
 async def test_a_reload_that_changes_a_short_payload_host_replaces_its_session(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # On an ICMP datagram socket only one session an address may send payloads under 10
+    # On an ICMP datagram socket only one session per address may send payloads under 10
     # bytes (too short to carry the session's identifier): the host's old session must stop
     # for its new one, with the new interval, to start.
     sock = FakeIcmpSocket(twice, raw=False)

@@ -112,11 +112,11 @@ def test_icmp_errors_reach_an_ordinary_user_at_once(
     datagram_sockets_allowed: Lab, target: str, reason: str
 ) -> None:
     # A datagram socket is never handed the error packets: they come from the kernel's
-    # error queue. Without it, both requests would wait out the 5 s timeout. They go a
-    # second apart: the kernel peer sends a host IPv4 unreachables five in a burst, then
-    # one a second (ip_error), and the tests before this one may have spent the burst.
+    # error queue. Without it, both requests would wait out the 5 s timeout. They go more
+    # than a second apart: the kernel peer sends a host IPv4 unreachables five in a burst,
+    # then one a second (ip_error), and the tests before this one may have spent the burst.
     started = time.monotonic()
-    outcome = _as_nobody(datagram_sockets_allowed, "-v", "--timeout", "5", f"{target},2,1000")
+    outcome = _as_nobody(datagram_sockets_allowed, "-v", "--timeout", "5", f"{target},2,1200")
     elapsed = time.monotonic() - started
     assert outcome.status == 1
     assert [(row.seq, row.rtt_us) for row in outcome.rows] == [(0, -1), (1, -1)]
@@ -124,8 +124,8 @@ def test_icmp_errors_reach_an_ordinary_user_at_once(
     assert outcome.stderr_lines == [
         f"trio-ping: {target} seq={seq}: from {router}: {reason}" for seq in (0, 1)
     ]
-    # Start-up included; the second request leaves 1 s after the first.
-    assert elapsed < 3.5, f"the run took {elapsed:.2f} s: the errors were not read at once"
+    # Start-up included; the second request leaves 1.2 s after the first.
+    assert elapsed < 3.7, f"the run took {elapsed:.2f} s: the errors were not read at once"
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,9 @@ _PADDING: Final = bytes(range(0x10, 0x10 + PAYLOAD_SIZE - PAYLOAD_HEAD.size))
 _IDENT_END: Final = 10
 """Where the identifier ends in the payload head (after the 8-byte cookie)."""
 
+IDENTIFIED_SIZE: Final = _IDENT_END
+"""The shortest Echo payload that carries its session's identifier."""
+
 SHORT_PAYLOAD_IDENT: Final = -1
 """The session identifier, in the tracker's keys, of a session on a datagram socket whose
 payload is too short to carry its identifier (under 10 bytes): the kernel owns the header's,

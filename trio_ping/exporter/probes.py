@@ -11,13 +11,14 @@ results_hand_off).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import attrs
 
 from trio_ping.exporter.config import Probe
 from trio_ping.exporter.metrics import ExporterMetrics, HostSeries
-from trio_ping.pinger import Pinger, PingHandle
+from trio_ping.pinger import SHORT_SIZE_LIMIT, Pinger, PingHandle
 from trio_ping.results import PingResult
 
 
@@ -67,8 +68,10 @@ class Probes:
 
         All or nothing: the new ones start first, and if the pinger refuses one, those
         started in this call stop again and the label names go back, so what ran before
-        runs on (a host whose old session had to stop first starts again, its counters
-        from zero: see :meth:`_start_or_replace`).
+        runs on. The one exception to "first": a new probe with a payload under
+        :data:`SHORT_SIZE_LIMIT` bytes takes the place of an old one of its address with
+        such a payload, which stops just before it starts (:meth:`_make_room`); if the
+        pinger then refuses a probe, the old one starts again, its counters from zero.
 
         Raises:
             ValueError, SocketPermissionError: the pinger refused a new probe.
@@ -85,15 +88,19 @@ class Probes:
         replaced: list[Probe] = []
         try:
             for probe in started:
-                self._start_or_replace(probe, stopped, replaced)
+                self._make_room(probe, stopped, replaced)
+                self._start(probe)
         except BaseException:
             for probe in started:
                 if probe in self._running:
                     self._drop(probe)
-            for probe in replaced:
-                self._start(probe)  # its series begin again, at zero
             if label_names != previous_names:
                 self._metrics.relabel(previous_names)
+            for probe in replaced:
+                # It ran with these settings until a moment ago; if it cannot start again
+                # (its interface went), the others still do.
+                with contextlib.suppress(OSError, ValueError):
+                    self._start(probe)
             raise
         for probe in stopped:
             if probe in self._running:  # not replaced already
@@ -106,26 +113,22 @@ class Probes:
         for probe in list(self._running):
             self._stop(probe)
 
-    def _start_or_replace(
-        self, probe: Probe, stopped: tuple[Probe, ...], replaced: list[Probe]
-    ) -> None:
-        """Start ``probe``; if the pinger refuses it while a probe of the same address that
-        is to stop still runs, stop that one first (adding it to ``replaced``) and try again.
+    def _make_room(self, probe: Probe, stopped: tuple[Probe, ...], replaced: list[Probe]) -> None:
+        """Before ``probe`` starts, stop (adding to ``replaced``) each probe of its address
+        that is to stop, if both send payloads under :data:`SHORT_SIZE_LIMIT` bytes.
 
-        On an ICMP datagram socket only one session an address may send payloads under 10
-        bytes, too short to carry the session's identifier (``Sessions.open``), so such a
-        host whose group changed cannot run its old session and its new one side by side.
+        Such a payload cannot carry its session's identifier, so on an ICMP datagram socket
+        an address has room for one such session (:meth:`Pinger.start`): a host whose group
+        changed could not run its old session and its new one side by side. The exporter
+        does not ask which socket the pinger has; on a raw one, the early stop costs nothing
+        but the rollback's restart.
         """
-        try:
-            self._start(probe)
-        except ValueError:
-            same_address = [p for p in stopped if p.ip == probe.ip and p in self._running]
-            if not same_address:
-                raise
-            for old in same_address:
+        if not _short(probe):
+            return
+        for old in stopped:
+            if old.ip == probe.ip and _short(old) and old in self._running:
                 self._drop(old)
                 replaced.append(old)
-            self._start(probe)
 
     def _drop(self, probe: Probe) -> None:
         """Stop ``probe`` and take its series away."""
@@ -157,3 +160,9 @@ class Probes:
             ttl=group.ttl,
             tos=group.tos,
         )
+
+
+def _short(probe: Probe) -> bool:
+    """Whether ``probe`` sends payloads too short to carry their session's identifier."""
+    size = probe.group.size
+    return size is not None and size < SHORT_SIZE_LIMIT
