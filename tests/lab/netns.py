@@ -22,6 +22,17 @@
                                     (fd00:201:2::1, ::2); local 10.207.0.0/16,
                                     fd00:207::/48, so TTL 1 expires at the peer
 
+The kernel peer's IPv4 unreachables are scarce: ``ip_error`` (net/ipv4/route.c) sends a
+host five in a burst, then one a second (``net.ipv4.route.error_cost`` and ``error_burst``,
+global sysctls a namespace cannot change), and none for about a second after another ICMP
+error to that host (seen here: after a Time Exceeded, an unreachable 0.3 to 0.7 s later was
+never sent, one 1.2 s later was; ``icmp_send``'s own limiter likely resets the per-host
+entry's tokens, with ``icmp_ratelimit`` 0). CI once saw the second of two unreachables 10
+ms apart go missing, with no error before them that we know of. A test that needs IPv4
+errors from the kernel peer without fail asks for Time Exceeded (a TTL of 1 to the far
+range); single unreachables, or the responder's, serve the rest. Its IPv6 errors have no
+such limit.
+
 ``Lab.policed()`` makes the kernel peer a policed router for the length of a ``with``
 block: at most 1,000 Echo Replies a second after a burst of 50 (the kernel's global ICMP
 limiter, with Echo Reply added to ``icmp_ratemask``); tests/live/test_rate_live.py runs
