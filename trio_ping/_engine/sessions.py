@@ -200,7 +200,7 @@ class Sessions:
             request_type = icmp.TIMESTAMP_REQUEST
         else:
             request_type = icmp.ICMPV6_ECHO_REQUEST if self._ipv6 else icmp.ECHO_REQUEST
-        if not self._raw and not timestamp and size < _IDENT_END:
+        if not self._raw and not timestamp and size < IDENTIFIED_SIZE:
             ident, wire = self._allocate_short(packed), 0
         else:
             ident, wire = self._allocate_ident(packed)
