@@ -143,8 +143,8 @@ async def test_a_datagram_socket_ends_a_request_within_a_second_of_its_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Without transmit stamps (a kernel that refuses them), the one error-queue reader
-    # still reads the errors. (IPv6: the kernel peer's IPv4 errors are scarce, see
-    # tests/lab/netns.py; IPv4 asks for its Time Exceeded.)
+    # still reads the errors. IPv4 asks the kernel peer for Time Exceeded: its IPv4
+    # unreachables are scarce (tests/lab/netns.py).
     if not stamps:
         monkeypatch.setattr(send_stamps, "enable", lambda sock, flags=0: False)
     lab = datagram_sockets_allowed
