@@ -25,9 +25,10 @@
 The kernel peer's IPv4 unreachables are scarce: ``ip_error`` (net/ipv4/route.c) sends a
 host five in a burst, then one a second (``net.ipv4.route.error_cost`` and ``error_burst``,
 global sysctls a namespace cannot change), and none for about a second after another ICMP
-error to that host (seen here: after a Time Exceeded, an unreachable 0.3 to 0.7 s later was
-never sent, one 1.2 s later was; ``icmp_send``'s own limiter likely resets the per-host
-entry's tokens, with ``icmp_ratelimit`` 0). CI once saw the second of two unreachables 10
+error to that host (seen here: after a Time Exceeded, an unreachable asked for after a
+pause of 0 to 0.7 s, plus a trio-ping start-up, was never sent; after 1.2 s it was;
+``icmp_send``'s own limiter likely resets the per-host entry's tokens, with
+``icmp_ratelimit`` 0). CI once saw the second of two unreachables 10
 ms apart go missing, with no error before them that we know of. A test that needs IPv4
 errors from the kernel peer without fail asks for Time Exceeded (a TTL of 1 to the far
 range); single unreachables, or the responder's, serve the rest. Its IPv6 errors have no
