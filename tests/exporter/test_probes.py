@@ -152,6 +152,7 @@ async def test_one_host_in_two_groups_counts_each_groups_own_results(
 
 SHORT = TargetGroup(hosts=("192.0.2.1",), interval=1.0, timeout=0.5, size=8)
 SHORT_FIRST = Probe("192.0.2.1", "192.0.2.1", SHORT)
+SHORT_FIRST_CHANGED = Probe("192.0.2.1", "192.0.2.1", attrs.evolve(SHORT, interval=0.5))
 
 
 @pytest.mark.parametrize(
@@ -161,12 +162,7 @@ SHORT_FIRST = Probe("192.0.2.1", "192.0.2.1", SHORT)
         (True, FIRST, SECOND, 6 + 5),
         # It changes FIRST's group. FIRST's payload is short, on a datagram socket: its
         # old session stops for the new one, and starts again, its counters from zero.
-        (
-            False,
-            SHORT_FIRST,
-            Probe("192.0.2.1", "192.0.2.1", attrs.evolve(SHORT, interval=0.5)),
-            5,
-        ),
+        (False, SHORT_FIRST, SHORT_FIRST_CHANGED, 5),
     ],
     ids=["a-new-host", "a-replaced-short-payload-host"],
 )
@@ -207,8 +203,7 @@ async def test_a_reload_that_changes_a_short_payload_host_replaces_its_session(
     # bytes (too short to carry the session's identifier): the host's old session must stop
     # for its new one, with the new interval, to start.
     sock = FakeIcmpSocket(twice, raw=False)
-    before = SHORT_FIRST
-    after = Probe("192.0.2.1", "192.0.2.1", attrs.evolve(SHORT, interval=0.5))
+    before, after = SHORT_FIRST, SHORT_FIRST_CHANGED
     metrics = ExporterMetrics(NAMES)
     async with pinger_over(sock) as pinger:
         probes = Probes(pinger, metrics)
